@@ -1,0 +1,147 @@
+-- appliance schema, version 1.
+-- Times are Unix seconds (UTC) unless the column name ends in _ms.
+
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT    NOT NULL,            -- PHC string, argon2id
+    is_admin      INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL
+);
+
+CREATE TABLE sessions (
+    token_hash  BLOB    PRIMARY KEY,           -- sha256 of the cookie value
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+
+CREATE TABLE spaces (
+    id          INTEGER PRIMARY KEY,
+    slug        TEXT    NOT NULL UNIQUE,
+    name        TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE memberships (
+    space_id    INTEGER NOT NULL REFERENCES spaces(id) ON DELETE CASCADE,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role        TEXT    NOT NULL CHECK (role IN ('owner', 'member', 'viewer')),
+    PRIMARY KEY (space_id, user_id)
+);
+
+-- One row per Telegram chat the bot has heard from. space_id NULL = pending.
+CREATE TABLE telegram_chats (
+    chat_id       INTEGER PRIMARY KEY,
+    type          TEXT    NOT NULL,
+    title         TEXT    NOT NULL,
+    space_id      INTEGER REFERENCES spaces(id) ON DELETE SET NULL,
+    first_seen_at INTEGER NOT NULL,
+    last_seen_at  INTEGER NOT NULL
+);
+
+-- Codes shown in the UI; `/link CODE` sent in a chat binds that chat to the space.
+CREATE TABLE link_codes (
+    code        TEXT    PRIMARY KEY,
+    space_id    INTEGER NOT NULL REFERENCES spaces(id) ON DELETE CASCADE,
+    expires_at  INTEGER NOT NULL
+);
+
+-- Raw updates exactly as received, committed before Telegram gets its 200.
+CREATE TABLE telegram_updates (
+    update_id   INTEGER PRIMARY KEY,
+    raw         TEXT    NOT NULL,
+    source      TEXT    NOT NULL CHECK (source IN ('webhook', 'polling')),
+    received_at INTEGER NOT NULL,
+    chat_id     INTEGER,
+    state       TEXT    NOT NULL DEFAULT 'received'
+                CHECK (state IN ('received', 'processed', 'deferred', 'ignored')),
+    note        TEXT
+);
+CREATE INDEX telegram_updates_deferred ON telegram_updates(chat_id) WHERE state = 'deferred';
+
+CREATE TABLE messages (
+    id                  INTEGER PRIMARY KEY,
+    space_id            INTEGER NOT NULL REFERENCES spaces(id) ON DELETE CASCADE,
+    chat_id             INTEGER NOT NULL,
+    message_id          INTEGER NOT NULL,
+    sender_id           INTEGER,
+    sender_name         TEXT,
+    sent_at             INTEGER NOT NULL,
+    edited_at           INTEGER,
+    text                TEXT,
+    caption             TEXT,
+    media_group_id      TEXT,
+    reply_to_message_id INTEGER,
+    forward_origin      TEXT,
+    update_id           INTEGER NOT NULL,
+    UNIQUE (chat_id, message_id)
+);
+CREATE INDEX messages_space ON messages(space_id, sent_at);
+
+-- Content-addressed files in the vault, shared by every space that holds them.
+CREATE TABLE blobs (
+    sha256        TEXT    PRIMARY KEY,         -- lowercase hex
+    bytes         INTEGER NOT NULL,
+    mime          TEXT    NOT NULL,            -- sniffed from magic bytes
+    width         INTEGER,
+    height        INTEGER,
+    taken_at      TEXT,                        -- EXIF DateTimeOriginal, ISO 8601, camera local time
+    camera        TEXT,
+    has_thumbnail INTEGER NOT NULL DEFAULT 0,
+    thumb_note    TEXT,                        -- why there is no thumbnail
+    created_at    INTEGER NOT NULL
+);
+
+-- Album items: one per (space, content). Rows for the same content in the same
+-- space sent again are kept as state 'duplicate' pointing at the first one.
+CREATE TABLE media (
+    id             INTEGER PRIMARY KEY,
+    space_id       INTEGER NOT NULL REFERENCES spaces(id) ON DELETE CASCADE,
+    message_id     INTEGER REFERENCES messages(id) ON DELETE SET NULL,
+    kind           TEXT    NOT NULL CHECK (kind IN
+                   ('photo', 'video', 'animation', 'audio', 'voice', 'video_note', 'document')),
+    file_id        TEXT    NOT NULL,
+    file_unique_id TEXT    NOT NULL,
+    file_name      TEXT,
+    declared_mime  TEXT,
+    declared_bytes INTEGER,
+    duration_s     INTEGER,
+    caption        TEXT,
+    sender_name    TEXT,
+    chat_id        INTEGER,
+    media_group_id TEXT,
+    received_at    INTEGER NOT NULL,
+    sha256         TEXT    REFERENCES blobs(sha256),
+    state          TEXT    NOT NULL DEFAULT 'pending'
+                   CHECK (state IN ('pending', 'stored', 'duplicate', 'failed')),
+    duplicate_of   INTEGER REFERENCES media(id),
+    error          TEXT,
+    UNIQUE (space_id, file_unique_id)
+);
+CREATE UNIQUE INDEX media_space_content ON media(space_id, sha256) WHERE state = 'stored';
+CREATE INDEX media_album ON media(space_id, state, id);
+
+-- Durable background jobs. run_at_ms is when the job may next run.
+CREATE TABLE jobs (
+    id           INTEGER PRIMARY KEY,
+    kind         TEXT    NOT NULL,
+    payload      TEXT    NOT NULL,             -- JSON
+    dedup_key    TEXT    UNIQUE,
+    space_id     INTEGER,
+    state        TEXT    NOT NULL DEFAULT 'queued'
+                 CHECK (state IN ('queued', 'running', 'done', 'failed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    run_at_ms    INTEGER NOT NULL,
+    last_error   TEXT,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+);
+CREATE INDEX jobs_ready ON jobs(state, run_at_ms);
+
+-- Small persistent settings of the running system (e.g. the getUpdates offset).
+CREATE TABLE kv (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);

@@ -1,0 +1,336 @@
+//! The command line: `appliance [--data-dir DIR] [--config FILE] COMMAND`.
+//!
+//! Raw arguments are parsed by clap here; [`Config::load`] merges them with the
+//! file and the environment. Every command except `serve` works directly on
+//! the data directory and may run while the server runs (SQLite WAL allows it;
+//! jobs it queues are picked up by the server within 2 s).
+
+use std::{io::BufRead, net::SocketAddr, path::PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use teloxide::{payloads::SetWebhookSetters, prelude::Requester, types::AllowedUpdate};
+
+use crate::{
+    config::{Config, LogFormat, Overrides},
+    db::{self, spaces::Role},
+    web::auth,
+    App,
+};
+
+/// One binary that keeps everything your chats bring in.
+#[derive(Debug, Parser)]
+#[command(name = "appliance", version, about)]
+pub struct Cli {
+    /// Data directory (database, vault, index).
+    #[arg(long, env = "APPLIANCE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file (see examples/appliance.toml).
+    #[arg(long, env = "APPLIANCE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: web UI, webhooks, Telegram polling, background jobs.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, env = "APPLIANCE_LISTEN")]
+        listen: Option<SocketAddr>,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage spaces (a family or a studio) and their members.
+    #[command(subcommand)]
+    Space(SpaceCommand),
+    /// Bind chats to spaces.
+    #[command(subcommand)]
+    Source(SourceCommand),
+    /// Inspect the album.
+    #[command(subcommand)]
+    Media(MediaCommand),
+    /// Talk to the Bot API with the configured token.
+    #[command(subcommand)]
+    Telegram(TelegramCommand),
+}
+
+/// `appliance user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from the first line of standard input.
+    Add {
+        /// Login name.
+        name: String,
+        /// Make the user an admin (sees pending chats and all jobs).
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input (required: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+/// `appliance space ...`
+#[derive(Debug, Subcommand)]
+pub enum SpaceCommand {
+    /// Create a space.
+    Add {
+        /// Short name used in URLs: a-z, 0-9, '-'.
+        slug: String,
+        /// Display name (default: the slug).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Give a user a role in a space.
+    Grant {
+        /// Space slug.
+        slug: String,
+        /// User name.
+        user: String,
+        /// Role.
+        #[arg(long, value_enum, default_value_t = Role::Member)]
+        role: Role,
+    },
+    /// List spaces.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `appliance source ...`
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// Bind a chat to a space.
+    Add {
+        /// Kind of source.
+        #[arg(value_enum)]
+        kind: SourceKind,
+        /// Space slug.
+        #[arg(long)]
+        space: String,
+        /// Telegram chat id (negative for groups; see `appliance source list`).
+        #[arg(long, allow_hyphen_values = true)]
+        chat_id: i64,
+    },
+    /// List the chats the bot has heard from, pending ones first.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Kinds of sources.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SourceKind {
+    /// A Telegram chat.
+    Telegram,
+}
+
+/// `appliance media ...`
+#[derive(Debug, Subcommand)]
+pub enum MediaCommand {
+    /// List album items, newest first.
+    List {
+        /// Only this space.
+        #[arg(long)]
+        space: Option<String>,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `appliance telegram ...`
+#[derive(Debug, Subcommand)]
+pub enum TelegramCommand {
+    /// Show the bot (`getMe`).
+    Me,
+    /// Register URL as the webhook (`setWebhook`) with the configured secret.
+    SetWebhook {
+        /// Public HTTPS URL ending in /hooks/telegram.
+        url: url::Url,
+    },
+    /// Remove the webhook (`deleteWebhook`), e.g. to switch to polling.
+    DeleteWebhook,
+}
+
+impl Cli {
+    /// Loads the configuration with this command line's overrides.
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        let listen = match &self.command {
+            Command::Serve { listen } => *listen,
+            _ => None,
+        };
+        Ok(Config::load(
+            self.config.as_deref(),
+            &Overrides {
+                data_dir: self.data_dir.clone(),
+                listen,
+                log_format: self.log_format,
+            },
+        )?)
+    }
+}
+
+/// Runs a command other than `serve`.
+pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let app = App::open(config)?;
+    match command {
+        Command::Serve { .. } => unreachable!("serve is handled by main"),
+        Command::User(UserCommand::Add { name, admin, .. }) => {
+            let mut password = String::new();
+            std::io::stdin().lock().read_line(&mut password).context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']).to_string();
+            if password.chars().count() < 8 {
+                bail!("the password must have at least 8 characters");
+            }
+            let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await??;
+            let user = app.db.run(move |c| db::users::create(c, &name, &hash, admin)).await?;
+            println!("created user {}{}", user.name, if admin { " (admin)" } else { "" });
+        }
+        Command::Space(SpaceCommand::Add { slug, name }) => {
+            let name = name.unwrap_or_else(|| slug.clone());
+            let s = app.db.run(move |c| db::spaces::create(c, &slug, &name)).await?;
+            println!("created space {} ({})", s.slug, s.name);
+        }
+        Command::Space(SpaceCommand::Grant { slug, user, role }) => {
+            let (s, u) = (slug.clone(), user.clone());
+            app.db
+                .run(move |c| {
+                    let space = db::spaces::find(c, &s).map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?;
+                    let user = db::users::find(c, &u).map_err(|_| db::DbError::Invalid(format!("no user {u:?}")))?;
+                    db::spaces::grant(c, space.id, user.id, role)
+                })
+                .await?;
+            println!("{user} is now {} of {slug}", role.as_str());
+        }
+        Command::Space(SpaceCommand::List { json }) => {
+            let spaces = app.db.run(|c| db::spaces::list_all(c)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&spaces)?);
+            } else {
+                for s in spaces {
+                    println!("{}\t{}", s.slug, s.name);
+                }
+            }
+        }
+        Command::Source(SourceCommand::Add { kind: SourceKind::Telegram, space, chat_id }) => {
+            let s = space.clone();
+            let requeued = app
+                .db
+                .run(move |c| {
+                    let space = db::spaces::find(c, &s).map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?;
+                    db::telegram::bind_chat(c, chat_id, space.id)
+                })
+                .await?;
+            println!("Telegram chat {chat_id} is bound to {space}; {requeued} waiting update(s) queued");
+        }
+        Command::Source(SourceCommand::List { json }) => {
+            let chats = app.db.run(|c| db::telegram::list_chats(c)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&chats)?);
+            } else {
+                for c in chats {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        c.chat_id,
+                        c.kind,
+                        c.space.as_deref().unwrap_or("(pending)"),
+                        c.title
+                    );
+                }
+            }
+        }
+        Command::Media(MediaCommand::List { space, json }) => {
+            let items = app
+                .db
+                .run(move |c| {
+                    let spaces = match &space {
+                        Some(s) => vec![db::spaces::find(c, s).map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?],
+                        None => db::spaces::list_all(c)?,
+                    };
+                    let mut all = Vec::new();
+                    for s in spaces {
+                        all.extend(db::media::list_all(c, &db::spaces::operator_scope(s))?);
+                    }
+                    Ok(all)
+                })
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                for m in items {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        m.id.0,
+                        m.space,
+                        m.kind,
+                        m.received_at,
+                        m.caption.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+        Command::Telegram(cmd) => {
+            let tg = app
+                .telegram
+                .as_ref()
+                .context("no bot token: set APPLIANCE_TELEGRAM_TOKEN (or telegram_token in the config)")?;
+            let explain = |e: teloxide::RequestError| anyhow::anyhow!(crate::telegram::explain(&e));
+            match cmd {
+                TelegramCommand::Me => {
+                    let me = tg.api.get_me().await.map_err(explain)?;
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({
+                            "id": me.user.id.0,
+                            "username": me.user.username,
+                            "first_name": me.user.first_name,
+                            "can_join_groups": me.can_join_groups,
+                            "can_read_all_group_messages": me.can_read_all_group_messages,
+                        }))?
+                    );
+                    if !me.can_read_all_group_messages {
+                        eprintln!("note: privacy mode is on, so in groups the bot only sees commands and replies; \
+                                   turn it off with @BotFather (/setprivacy) to keep every photo");
+                    }
+                }
+                TelegramCommand::SetWebhook { url } => {
+                    let secret = app
+                        .config
+                        .telegram_webhook_secret
+                        .as_ref()
+                        .context("set APPLIANCE_TELEGRAM_WEBHOOK_SECRET first: the webhook is refused without it")?;
+                    tg.api
+                        .set_webhook(url.clone())
+                        .secret_token(secret.expose().to_string())
+                        .allowed_updates(vec![
+                            AllowedUpdate::Message,
+                            AllowedUpdate::EditedMessage,
+                            AllowedUpdate::ChannelPost,
+                            AllowedUpdate::EditedChannelPost,
+                        ])
+                        .await
+                        .map_err(explain)?;
+                    println!("webhook set to {url}; run the server with APPLIANCE_TELEGRAM_MODE=webhook");
+                }
+                TelegramCommand::DeleteWebhook => {
+                    tg.api.delete_webhook().await.map_err(explain)?;
+                    println!("webhook deleted; the server can now poll (APPLIANCE_TELEGRAM_MODE=polling)");
+                }
+            }
+        }
+    }
+    Ok(())
+}

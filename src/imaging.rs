@@ -1,0 +1,213 @@
+//! Reading images: dimensions, EXIF metadata, and the two JPEG renderings
+//! (360 px thumbnail, 1280 px preview) with EXIF orientation applied.
+//!
+//! Every decode is preceded by a header-only read of the dimensions and
+//! refused above the configured pixel limit (decompression bombs), and runs
+//! under `image`'s allocation limits. Metadata problems never stop a
+//! thumbnail: a photo with broken EXIF is rendered without orientation or
+//! date. Formats without a decoder here (HEIC, AVIF, video) get metadata
+//! where EXIF can be read and a placeholder in the UI.
+//! This module is pure computation on files; it never touches the database.
+
+use std::{
+    fs::File,
+    io::{BufReader, Cursor},
+    path::Path,
+};
+
+use image::{codecs::jpeg::JpegEncoder, DynamicImage, ImageDecoder, ImageReader, Limits};
+
+use crate::db::media::BlobMeta;
+
+/// The renderings of one image, as JPEG bytes.
+#[derive(Debug)]
+pub struct Renderings {
+    /// Longest edge at most 360 px.
+    pub thumb: Vec<u8>,
+    /// Longest edge at most 1280 px.
+    pub preview: Vec<u8>,
+}
+
+/// Result of [`analyse`]: metadata always, renderings when the image could be decoded.
+#[derive(Debug)]
+pub struct Analysis {
+    /// Width, height, capture time, camera, and the thumbnail note.
+    pub meta: BlobMeta,
+    /// `None` when not decodable; `meta.thumb_note` says why.
+    pub renderings: Option<Renderings>,
+}
+
+/// Reads metadata from the file at `path` (content type `mime`) and, for an
+/// image we can decode within `max_pixels`, renders the thumbnail and preview.
+/// Animated images give their first frame.
+pub fn analyse(path: &Path, mime: &str, max_pixels: u64) -> Analysis {
+    let mut meta = read_exif(path);
+    if !mime.starts_with("image/") {
+        meta.thumb_note = Some(format!("no preview for {mime}"));
+        return Analysis { meta, renderings: None };
+    }
+    match render(path, max_pixels) {
+        Ok((w, h, r)) => {
+            meta.width = Some(i64::from(w));
+            meta.height = Some(i64::from(h));
+            meta.has_thumbnail = true;
+            Analysis { meta, renderings: Some(r) }
+        }
+        Err(note) => {
+            meta.thumb_note = Some(note);
+            Analysis { meta, renderings: None }
+        }
+    }
+}
+
+fn render(path: &Path, max_pixels: u64) -> Result<(u32, u32, Renderings), String> {
+    let open = || -> Result<ImageReader<BufReader<File>>, String> {
+        ImageReader::open(path)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(|e| format!("cannot open: {e}"))
+    };
+    let (w, h) = open()?
+        .into_dimensions()
+        .map_err(|e| format!("no decoder for this image: {e}"))?;
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > max_pixels {
+        return Err(format!(
+            "image is {w}x{h} = {pixels} pixels, above the limit of {max_pixels} (max_image_pixels)"
+        ));
+    }
+    let mut reader = open()?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    limits.max_alloc = Some(pixels.saturating_mul(8).max(64 << 20));
+    reader.limits(limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| format!("cannot decode: {e}"))?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode: {e}"))?;
+    img.apply_orientation(orientation);
+    let (w, h) = (img.width(), img.height());
+    let preview = shrink(&img, 1280);
+    let thumb = shrink(&preview, 360);
+    Ok((
+        w,
+        h,
+        Renderings {
+            thumb: encode_jpeg(&thumb)?,
+            preview: encode_jpeg(&preview)?,
+        },
+    ))
+}
+
+fn shrink(img: &DynamicImage, edge: u32) -> DynamicImage {
+    if img.width().max(img.height()) <= edge {
+        img.clone()
+    } else {
+        img.thumbnail(edge, edge)
+    }
+}
+
+fn encode_jpeg(img: &DynamicImage) -> Result<Vec<u8>, String> {
+    let mut out = Cursor::new(Vec::new());
+    JpegEncoder::new_with_quality(&mut out, 82)
+        .encode_image(&img.to_rgb8())
+        .map_err(|e| format!("cannot encode thumbnail: {e}"))?;
+    Ok(out.into_inner())
+}
+
+/// EXIF capture time and camera, when readable; never fails.
+fn read_exif(path: &Path) -> BlobMeta {
+    let mut meta = BlobMeta::default();
+    let Ok(file) = File::open(path) else { return meta };
+    let Ok(exif) = exif::Reader::new().read_from_container(&mut BufReader::new(file)) else {
+        return meta;
+    };
+    let ascii = |tag| -> Option<String> {
+        match &exif.get_field(tag, exif::In::PRIMARY)?.value {
+            exif::Value::Ascii(v) => v
+                .first()
+                .map(|b| String::from_utf8_lossy(b).trim_matches(['\0', ' ']).to_string())
+                .filter(|s| !s.is_empty()),
+            _ => None,
+        }
+    };
+    for tag in [exif::Tag::DateTimeOriginal, exif::Tag::DateTime] {
+        let parsed = exif.get_field(tag, exif::In::PRIMARY).and_then(|f| match &f.value {
+            exif::Value::Ascii(v) => v.first().and_then(|b| exif::DateTime::from_ascii(b).ok()),
+            _ => None,
+        });
+        if let Some(d) = parsed {
+            if d.month >= 1 && d.month <= 12 && d.day >= 1 && d.day <= 31 {
+                meta.taken_at = Some(format!(
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                    d.year, d.month, d.day, d.hour, d.minute, d.second
+                ));
+                break;
+            }
+        }
+    }
+    meta.camera = match (ascii(exif::Tag::Make), ascii(exif::Tag::Model)) {
+        (Some(make), Some(model)) if model.starts_with(&make) => Some(model),
+        (Some(make), Some(model)) => Some(format!("{make} {model}")),
+        (a, b) => a.or(b),
+    };
+    meta
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images").join(name)
+    }
+
+    fn dims(jpeg: &[u8]) -> (u32, u32) {
+        let img = image::load_from_memory(jpeg).unwrap();
+        (img.width(), img.height())
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // Landscape_6.jpg is stored 1800x1200 portrait-rotated; orientation 6 turns it upright.
+        let a = analyse(&fixture("Landscape_6.jpg"), "image/jpeg", 100_000_000);
+        let r = a.renderings.expect("decodable");
+        let (w, h) = dims(&r.thumb);
+        assert!(w > h, "landscape after orientation, got {w}x{h}");
+        assert_eq!(w.max(h), 360);
+        assert_eq!((a.meta.width.unwrap() > a.meta.height.unwrap()), true);
+    }
+
+    #[test]
+    fn camera_and_capture_time_are_read() {
+        let a = analyse(&fixture("Canon_40D.jpg"), "image/jpeg", 100_000_000);
+        assert_eq!(a.meta.camera.as_deref(), Some("Canon EOS 40D"));
+        assert_eq!(a.meta.taken_at.as_deref(), Some("2008-05-30T15:56:01"));
+        assert!(a.meta.has_thumbnail);
+    }
+
+    #[test]
+    fn broken_exif_still_thumbnails_and_first_frame_of_animation() {
+        let a = analyse(&fixture("invalid-exif.jpg"), "image/jpeg", 100_000_000);
+        assert!(a.renderings.is_some(), "{:?}", a.meta.thumb_note);
+        let g = analyse(&fixture("iss634.gif"), "image/gif", 100_000_000);
+        assert!(g.renderings.is_some(), "{:?}", g.meta.thumb_note);
+    }
+
+    #[test]
+    fn pixel_limit_is_checked_before_decoding() {
+        let a = analyse(&fixture("hopper.jpg"), "image/jpeg", 1000);
+        assert!(a.renderings.is_none());
+        assert!(a.meta.thumb_note.unwrap().contains("above the limit"));
+    }
+
+    #[test]
+    fn undecodable_formats_get_a_note_not_an_error() {
+        let a = analyse(&fixture("L_exif_xmp_iptc.heic"), "image/heif", 100_000_000);
+        assert!(a.renderings.is_none());
+        assert!(a.meta.thumb_note.is_some());
+    }
+}

@@ -1,0 +1,327 @@
+//! The ingestion pipeline's job bodies: a stored update becomes messages and
+//! media items; a media item is downloaded into the vault; a blob gets its
+//! metadata and thumbnails.
+//!
+//! Every body is idempotent (a job interrupted by kill -9 runs again from the
+//! start) and does its database writes in one transaction, so a crash leaves
+//! either the state before the job or the state after it. Nothing is
+//! downloaded from a chat that is not bound to a space.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use teloxide::{net::Download, prelude::Requester, types::FileId, RequestError};
+
+use crate::{
+    db::{
+        self,
+        jobs::{ClaimedJob, NewJob},
+        media::{Attached, MediaId, MediaKind, NewMedia, NewMessage},
+    },
+    imaging,
+    jobs::{kind, JobError},
+    telegram::{self, Incoming},
+    vault::{Expect, Sha256Hex, ThumbSize, VaultError},
+    App,
+};
+
+/// Telegram's download limit for bots on the cloud Bot API, bytes.
+pub const CLOUD_BOT_API_LIMIT: i64 = 20 * 1024 * 1024;
+
+fn payload_i64(p: &Value, key: &str) -> Result<i64, JobError> {
+    p.get(key)
+        .and_then(Value::as_i64)
+        .ok_or_else(|| JobError::Permanent(format!("job payload has no integer {key:?}")))
+}
+
+/// Job `telegram.update`: reads one stored update. A message from a bound
+/// chat is stored and its media queued for download; a message from an
+/// unbound chat marks the chat pending and the update `deferred`; `/link CODE`
+/// binds the chat; other update kinds are kept raw and marked `ignored`.
+pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
+    let update_id = payload_i64(payload, "update_id")?;
+    let raw = app
+        .db
+        .run(move |c| db::telegram::update_raw(c, update_id))
+        .await?
+        .ok_or_else(|| JobError::Permanent(format!("update {update_id} is not stored")))?;
+    let incoming = match telegram::parse_update(&raw) {
+        Ok((_, i)) => i,
+        Err(e) => {
+            app.db
+                .run(move |c| db::telegram::set_update_state(c, update_id, "ignored", None, Some(&e)))
+                .await?;
+            return Ok(());
+        }
+    };
+    let m = match incoming {
+        Incoming::Message(m) => m,
+        Incoming::Other(kind) => {
+            let note = format!("{kind}: not ingested");
+            app.db
+                .run(move |c| db::telegram::set_update_state(c, update_id, "ignored", None, Some(&note)))
+                .await?;
+            return Ok(());
+        }
+    };
+    let link_code = m.text.as_deref().and_then(link_code);
+    let chat_id = m.chat.id;
+    let (queued, linked) = app
+        .db
+        .run(move |c| {
+            let tx = c.transaction()?;
+            let mut space = db::telegram::touch_chat(&tx, m.chat.id, m.chat.kind, &m.chat.title)?;
+            let mut linked = None;
+            if let Some(code) = link_code {
+                if let Some(s) = db::telegram::take_link_code(&tx, &code)? {
+                    db::telegram::bind_chat(&tx, m.chat.id, s)?;
+                    space = Some(s);
+                    linked = Some(s);
+                }
+            }
+            let Some(space) = space else {
+                db::telegram::set_update_state(&tx, update_id, "deferred", Some(m.chat.id), Some("chat not bound to a space"))?;
+                tx.commit()?;
+                return Ok((0, None));
+            };
+            let row = db::media::upsert_message(
+                &tx,
+                &NewMessage {
+                    space,
+                    chat_id: m.chat.id,
+                    message_id: m.message_id,
+                    sender_id: m.sender_id,
+                    sender_name: m.sender_name.clone(),
+                    sent_at: m.date,
+                    edited_at: m.edit_date,
+                    text: m.text.clone(),
+                    caption: m.caption.clone(),
+                    media_group_id: m.media_group_id.clone(),
+                    reply_to_message_id: m.reply_to_message_id,
+                    forward_origin: m.forward_origin.clone(),
+                    update_id,
+                },
+            )?;
+            let mut queued = 0;
+            if let Some(a) = &m.attachment {
+                let new = db::media::insert_media(
+                    &tx,
+                    &NewMedia {
+                        space,
+                        message_row: row,
+                        kind: a.kind,
+                        file_id: a.file_id.clone(),
+                        file_unique_id: a.file_unique_id.clone(),
+                        file_name: a.file_name.clone(),
+                        declared_mime: a.mime.clone(),
+                        declared_bytes: a.size,
+                        duration_s: a.duration_s,
+                        caption: m.caption.clone(),
+                        sender_name: m.sender_name.clone(),
+                        chat_id: m.chat.id,
+                        media_group_id: m.media_group_id.clone(),
+                        received_at: m.date,
+                    },
+                )?;
+                if let Some(id) = new {
+                    db::jobs::enqueue(
+                        &tx,
+                        &NewJob {
+                            kind: kind::DOWNLOAD,
+                            payload: serde_json::json!({ "media_id": id.0 }),
+                            dedup_key: Some(format!("download:{}", id.0)),
+                            space: Some(space),
+                            max_attempts: 8,
+                        },
+                    )?;
+                    queued += 1;
+                }
+            }
+            db::telegram::set_update_state(&tx, update_id, "processed", Some(m.chat.id), None)?;
+            tx.commit()?;
+            Ok((queued, linked))
+        })
+        .await?;
+    if queued > 0 || linked.is_some() {
+        app.jobs_added.notify_waiters();
+    }
+    if linked.is_some() {
+        if let Some(tg) = &app.telegram {
+            // Best effort: the binding is already committed.
+            let _ = tg
+                .api
+                .send_message(teloxide::types::ChatId(chat_id), "This chat is now linked: its photos and files will appear in the album.")
+                .await;
+        }
+    }
+    Ok(())
+}
+
+/// The code of a `/link CODE` (or `/link@bot CODE`) command.
+fn link_code(text: &str) -> Option<String> {
+    let mut words = text.split_whitespace();
+    let cmd = words.next()?;
+    if cmd == "/link" || cmd.starts_with("/link@") {
+        words.next().map(str::to_string)
+    } else {
+        None
+    }
+}
+
+fn expect_for(kind: MediaKind) -> Expect {
+    match kind {
+        MediaKind::Photo => Expect::Image,
+        MediaKind::Video | MediaKind::VideoNote | MediaKind::Animation => Expect::Video,
+        MediaKind::Audio | MediaKind::Voice => Expect::Audio,
+        MediaKind::Document => Expect::Any,
+    }
+}
+
+fn too_large(bytes: i64, limit: u64) -> String {
+    let mb = |b: f64| b / 1_048_576.0;
+    let mut msg = format!(
+        "file is {:.1} MB, above the limit of {:.1} MB (max_file_bytes)",
+        mb(bytes as f64),
+        mb(limit as f64)
+    );
+    if bytes > CLOUD_BOT_API_LIMIT {
+        msg.push_str("; the cloud Bot API also refuses files over 20 MB to bots, a self-hosted Bot API server (APPLIANCE_TELEGRAM_API_URL) does not");
+    }
+    msg
+}
+
+fn bot_error(e: RequestError) -> JobError {
+    let message = telegram::explain(&e);
+    match e {
+        RequestError::RetryAfter(s) => JobError::Retry {
+            error: message,
+            after: Some(s.duration()),
+        },
+        RequestError::Api(_) | RequestError::InvalidJson { .. } | RequestError::MigrateToChatId(_) => {
+            JobError::Permanent(message)
+        }
+        RequestError::Network(_) | RequestError::Io(_) => JobError::retry(message),
+    }
+}
+
+/// Job `media.download`: `getFile`, then streams the file into the vault
+/// (size limit enforced while streaming, content sniffed, fsynced, renamed to
+/// its hash), then attaches it to the media item, or marks the item a
+/// duplicate of the album item with the same content in the same space.
+pub async fn download(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
+    let id = MediaId(payload_i64(payload, "media_id")?);
+    let target = app.db.run(move |c| db::media::download_target(c, id)).await?;
+    if target.state == "stored" || target.state == "duplicate" {
+        return Ok(());
+    }
+    let limit = app.config.max_file_bytes;
+    if let Some(b) = target.declared_bytes.filter(|b| *b as u64 > limit) {
+        return Err(JobError::Permanent(too_large(b, limit)));
+    }
+    let tg = app
+        .telegram
+        .as_ref()
+        .ok_or_else(|| JobError::retry("no Telegram token is configured (APPLIANCE_TELEGRAM_TOKEN)"))?;
+    let file = tg
+        .api
+        .get_file(FileId(target.file_id.clone()))
+        .await
+        .map_err(bot_error)?;
+    if file.meta.size != u32::MAX && u64::from(file.meta.size) > limit {
+        return Err(JobError::Permanent(too_large(i64::from(file.meta.size), limit)));
+    }
+    let mut writer = app.vault.writer(limit).map_err(JobError::retry)?;
+    let mut stream = tg.files.download_file_stream(&file.path);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| JobError::retry(format!("download interrupted: {}", crate::redact(&e.to_string()))))?;
+        tokio::task::block_in_place(|| writer.write(&chunk)).map_err(vault_error)?;
+    }
+    let declared_mime = target.declared_mime.clone();
+    let blob = tokio::task::block_in_place(|| writer.commit(expect_for(target.kind), declared_mime.as_deref(), None))
+        .map_err(vault_error)?;
+    let sha = blob.sha256.as_str().to_string();
+    let space = target.space;
+    let (attached, new_blob) = app
+        .db
+        .run(move |c| {
+            let tx = c.transaction()?;
+            let new_blob = db::media::insert_blob(&tx, &sha, blob.bytes as i64, &blob.mime)?;
+            let attached = db::media::attach_blob(&tx, id, space, &sha)?;
+            if new_blob {
+                db::jobs::enqueue(
+                    &tx,
+                    &NewJob {
+                        kind: kind::THUMBNAIL,
+                        payload: serde_json::json!({ "sha256": sha }),
+                        dedup_key: Some(format!("thumb:{sha}")),
+                        space: Some(space),
+                        max_attempts: 3,
+                    },
+                )?;
+            }
+            tx.commit()?;
+            Ok((attached, new_blob))
+        })
+        .await?;
+    if let Attached::Duplicate(first) = attached {
+        tracing::info!(media = id.0, first = first.0, "same content already in the album");
+    }
+    if new_blob {
+        app.jobs_added.notify_waiters();
+    }
+    Ok(())
+}
+
+fn vault_error(e: VaultError) -> JobError {
+    match e {
+        VaultError::TooLarge { .. } | VaultError::Rejected(_) => JobError::Permanent(e.to_string()),
+        VaultError::Io(_) => JobError::retry(e),
+    }
+}
+
+/// Job `blob.thumbnail`: reads dimensions, EXIF capture time and camera, and
+/// writes the 360 px thumbnail and 1280 px preview of an image blob.
+pub async fn thumbnail(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
+    let sha = payload
+        .get("sha256")
+        .and_then(Value::as_str)
+        .and_then(Sha256Hex::parse)
+        .ok_or_else(|| JobError::Permanent("job payload has no valid sha256".into()))?;
+    let key = sha.as_str().to_string();
+    let mime = app
+        .db
+        .run(move |c| db::media::blob_mime(c, &key))
+        .await?
+        .ok_or_else(|| JobError::Permanent(format!("blob {} is not known", sha.as_str())))?;
+    let vault = app.vault.clone();
+    let max_pixels = app.config.max_image_pixels;
+    let sha2 = sha.clone();
+    let meta = tokio::task::spawn_blocking(move || -> Result<_, JobError> {
+        let analysis = imaging::analyse(&vault.blob_path(&sha2), &mime, max_pixels);
+        if let Some(r) = &analysis.renderings {
+            vault
+                .write_atomic(&vault.thumb_path(&sha2, ThumbSize::Preview), &r.preview)
+                .and_then(|_| vault.write_atomic(&vault.thumb_path(&sha2, ThumbSize::Thumb), &r.thumb))
+                .map_err(JobError::retry)?;
+        }
+        Ok(analysis.meta)
+    })
+    .await
+    .map_err(|e| JobError::retry(format!("thumbnail task: {e}")))??;
+    let key = sha.as_str().to_string();
+    app.db.run(move |c| db::media::set_blob_meta(c, &key, &meta)).await?;
+    Ok(())
+}
+
+/// Called once when a job fails for good: records the reason where the user looks.
+pub async fn give_up(app: &Arc<App>, job: &ClaimedJob, error: &str) {
+    if job.kind == kind::DOWNLOAD {
+        if let Some(id) = job.payload.get("media_id").and_then(Value::as_i64) {
+            let error = error.to_string();
+            if let Err(e) = app.db.run(move |c| db::media::mark_failed(c, MediaId(id), &error)).await {
+                tracing::error!(error = %e, "cannot mark the media item failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The HTTP surface: one [`router`] listing every route, the embedded static
+//! assets, and the HTML error page.
+//!
+//! Handlers are thin: extract (user, space membership, form), call a typed
+//! function of [`crate::db`], render an askama template. Membership is checked
+//! by the [`auth::Member`] extractor, never by hand in a handler.
+
+pub mod auth;
+pub mod files;
+pub mod pages;
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::{
+    extract::Path,
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use rust_embed::RustEmbed;
+
+use crate::App;
+
+/// Files under `static/`, embedded in the binary.
+#[derive(RustEmbed)]
+#[folder = "static/"]
+pub struct Assets;
+
+/// Every route of the server.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/healthz", get(healthz))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/spaces", get(pages::spaces))
+        .route("/s/{slug}", get(pages::album))
+        .route("/s/{slug}/stats", get(pages::stats))
+        .route("/s/{slug}/link-code", post(pages::link_code))
+        .route("/s/{slug}/media/{id}", get(pages::media))
+        .route("/s/{slug}/media/{id}/file", get(files::original))
+        .route("/s/{slug}/media/{id}/thumb/{size}", get(files::thumbnail))
+        .route("/admin/chats", get(pages::chats))
+        .route("/admin/chats/{chat_id}/bind", post(pages::bind_chat))
+        .route("/admin/jobs", get(pages::jobs))
+        .route("/admin/jobs/{id}/retry", post(pages::retry_job))
+        .route("/hooks/telegram", post(crate::telegram::webhook::receive))
+        .route("/static/{*path}", get(asset))
+        .layer(axum::middleware::from_fn(auth::csrf_layer))
+        .with_state(app)
+}
+
+/// `GET /healthz`: 200 when the process serves requests.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /static/{path}`: an embedded asset with its MIME type.
+async fn asset(Path(path): Path<String>) -> Response {
+    match Assets::get(&path) {
+        Some(f) => (
+            [
+                (header::CONTENT_TYPE, f.metadata.mimetype().to_string()),
+                (header::CACHE_CONTROL, "public, max-age=3600".to_string()),
+            ],
+            f.data,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: String,
+    message: &'a str,
+}
+
+/// Renders the HTML error page.
+pub fn render_error(status: StatusCode, message: &str) -> String {
+    ErrorPage {
+        status: status.to_string(),
+        message,
+    }
+    .render()
+    .unwrap_or_else(|_| message.to_string())
+}

@@ -1,0 +1,413 @@
+//! HTML pages: login, spaces, album, media, statistics, and the admin pages
+//! (chats waiting for a space, background jobs).
+
+use std::sync::Arc;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    extract::{Path, Query, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    Form,
+};
+use axum_extra::extract::cookie::{Cookie, CookieJar};
+use serde::Deserialize;
+
+use super::auth::{self, Admin, CsrfToken, CurrentUser, Member};
+use crate::{
+    db::{
+        self,
+        jobs::{FailedJob, JobCounts, JobId},
+        media::{Cursor, MediaId, MediaItem, SpaceStats},
+        spaces::{Role, Space},
+        telegram::Chat,
+        users::User,
+    },
+    error::AppError,
+    App,
+};
+
+/// Album page size.
+const PAGE: i64 = 60;
+
+/// `GET /`: to the spaces (or, through the auth redirect, to the login page).
+pub async fn home() -> Redirect {
+    Redirect::to("/spaces")
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    next: String,
+    error: Option<String>,
+    first_run: bool,
+}
+
+/// `?next=` of the login page.
+#[derive(Debug, Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// `GET /login`
+pub async fn login_form(
+    State(app): State<Arc<App>>,
+    csrf: CsrfToken,
+    Query(q): Query<NextQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let first_run = app.db.run(|c| db::users::count(c)).await? == 0;
+    Ok(LoginPage {
+        csrf: csrf.0,
+        next: auth::safe_next(q.next.as_deref()),
+        error: None,
+        first_run,
+    })
+}
+
+/// The login form.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    name: String,
+    password: String,
+    csrf: String,
+    next: Option<String>,
+}
+
+/// `POST /login`: checks the password, opens a session, redirects to `next`.
+pub async fn login(
+    State(app): State<Arc<App>>,
+    csrf: CsrfToken,
+    jar: CookieJar,
+    Form(f): Form<LoginForm>,
+) -> Result<Response, AppError> {
+    auth::check_csrf(&csrf, &f.csrf)?;
+    let next = auth::safe_next(f.next.as_deref());
+    match auth::login(&app, f.name, f.password).await? {
+        Some(user) => {
+            let token = auth::random_token();
+            let hash = auth::token_hash(&token);
+            app.db
+                .run(move |c| db::users::create_session(c, &hash, user.id, auth::SESSION_TTL_S))
+                .await?;
+            let jar = jar.add(auth::session_cookie(token, app.config.secure_cookies()));
+            Ok((jar, Redirect::to(&next)).into_response())
+        }
+        None => Ok((
+            StatusCode::UNAUTHORIZED,
+            LoginPage {
+                csrf: csrf.0,
+                next,
+                error: Some("Wrong user name or password.".into()),
+                first_run: false,
+            },
+        )
+            .into_response()),
+    }
+}
+
+/// A form with only the CSRF field.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// `POST /logout`
+pub async fn logout(
+    State(app): State<Arc<App>>,
+    csrf: CsrfToken,
+    jar: CookieJar,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    auth::check_csrf(&csrf, &f.csrf)?;
+    if let Some(c) = jar.get(auth::SESSION_COOKIE) {
+        let hash = auth::token_hash(c.value());
+        app.db.run(move |c| db::users::delete_session(c, &hash)).await?;
+    }
+    let jar = jar.remove(Cookie::build(auth::SESSION_COOKIE).path("/"));
+    Ok((jar, Redirect::to("/login")).into_response())
+}
+
+struct SpaceRow {
+    slug: String,
+    name: String,
+    role: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "spaces.html")]
+struct SpacesPage {
+    user: User,
+    csrf: String,
+    spaces: Vec<SpaceRow>,
+}
+
+/// `GET /spaces`: the spaces I am a member of.
+pub async fn spaces(
+    State(app): State<Arc<App>>,
+    CurrentUser(user): CurrentUser,
+    csrf: CsrfToken,
+) -> Result<impl IntoResponse, AppError> {
+    let uid = user.id;
+    let scopes = app.db.run(move |c| db::spaces::list_for_user(c, uid)).await?;
+    let spaces = scopes
+        .iter()
+        .map(|s| SpaceRow {
+            slug: s.space().slug.clone(),
+            name: s.space().name.clone(),
+            role: s.role().as_str(),
+        })
+        .collect();
+    Ok(SpacesPage { user, csrf: csrf.0, spaces })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "album.html")]
+struct AlbumPage {
+    user: User,
+    csrf: String,
+    space: Space,
+    items: Vec<MediaItem>,
+    next: Option<String>,
+}
+
+/// `?cursor=` of the album.
+#[derive(Debug, Deserialize)]
+pub struct AlbumQuery {
+    cursor: Option<String>,
+}
+
+/// `GET /s/{slug}`: the album, newest first, [`PAGE`] items a page.
+pub async fn album(
+    State(app): State<Arc<App>>,
+    Member { user, scope }: Member,
+    csrf: CsrfToken,
+    Query(q): Query<AlbumQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let cursor = match q.cursor.as_deref() {
+        Some(c) => Some(Cursor::decode(c).ok_or_else(|| AppError::BadRequest("bad cursor".into()))?),
+        None => None,
+    };
+    let space = scope.space().clone();
+    let (items, next) = app.db.run(move |c| db::media::album_page(c, &scope, cursor, PAGE)).await?;
+    Ok(AlbumPage {
+        user,
+        csrf: csrf.0,
+        space,
+        items,
+        next: next.map(|c| c.encode()),
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "media.html")]
+struct MediaPage {
+    user: User,
+    csrf: String,
+    space: Space,
+    item: MediaItem,
+    chat_title: String,
+}
+
+/// `GET /s/{slug}/media/{id}`: one item, full view and details.
+pub async fn media(
+    State(app): State<Arc<App>>,
+    Member { user, scope }: Member,
+    csrf: CsrfToken,
+    Path((_, id)): Path<(String, i64)>,
+) -> Result<impl IntoResponse, AppError> {
+    let space = scope.space().clone();
+    let item = app.db.run(move |c| db::media::get(c, &scope, MediaId(id))).await?;
+    let chat_id = item.chat_id;
+    let chat_title = app
+        .db
+        .run(move |c| {
+            Ok(db::telegram::list_chats(c)?
+                .into_iter()
+                .find(|ch| Some(ch.chat_id) == chat_id)
+                .map(|ch| ch.title)
+                .unwrap_or_default())
+        })
+        .await?;
+    Ok(MediaPage {
+        user,
+        csrf: csrf.0,
+        space,
+        item,
+        chat_title,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "stats.html")]
+struct StatsPage {
+    user: User,
+    csrf: String,
+    space: Space,
+    stats: SpaceStats,
+    jobs: JobCounts,
+    failed_jobs: Vec<FailedJob>,
+    rate: String,
+    mb: String,
+    scope_is_owner: bool,
+}
+
+/// `GET /s/{slug}/stats`: the space's statistics.
+pub async fn stats(
+    State(app): State<Arc<App>>,
+    Member { user, scope }: Member,
+    csrf: CsrfToken,
+) -> Result<impl IntoResponse, AppError> {
+    let space = scope.space().clone();
+    let scope_is_owner = scope.role() == Role::Owner;
+    let (stats, jobs, failed_jobs) = app
+        .db
+        .run(move |c| {
+            Ok((
+                db::media::stats(c, &scope)?,
+                db::jobs::counts(c, Some(scope.id()))?,
+                db::jobs::list_failed(c, Some(scope.id()), 50)?,
+            ))
+        })
+        .await?;
+    Ok(StatsPage {
+        user,
+        csrf: csrf.0,
+        space,
+        rate: format!("{:.1}", stats.success_rate()),
+        mb: format!("{:.1}", stats.bytes as f64 / 1_048_576.0),
+        stats,
+        jobs,
+        failed_jobs,
+        scope_is_owner,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "link_code.html")]
+struct LinkCodePage {
+    user: User,
+    csrf: String,
+    space: Space,
+    code: String,
+}
+
+/// `POST /s/{slug}/link-code` (owners): a one-hour code for `/link CODE`.
+pub async fn link_code(
+    State(app): State<Arc<App>>,
+    Member { user, scope }: Member,
+    csrf: CsrfToken,
+    Form(f): Form<CsrfForm>,
+) -> Result<impl IntoResponse, AppError> {
+    auth::check_csrf(&csrf, &f.csrf)?;
+    if scope.role() != Role::Owner {
+        return Err(AppError::Forbidden("only owners of the space can link chats".into()));
+    }
+    let code = auth::random_token()[..10].to_string();
+    let sid = scope.id();
+    let c2 = code.clone();
+    app.db.run(move |c| db::telegram::create_link_code(c, sid, &c2, 3600)).await?;
+    Ok(LinkCodePage {
+        user,
+        csrf: csrf.0,
+        space: scope.space().clone(),
+        code,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "chats.html")]
+struct ChatsPage {
+    user: User,
+    csrf: String,
+    chats: Vec<Chat>,
+    spaces: Vec<Space>,
+}
+
+/// `GET /admin/chats`: chats the bot heard from, pending ones first.
+pub async fn chats(
+    State(app): State<Arc<App>>,
+    Admin(user): Admin,
+    csrf: CsrfToken,
+) -> Result<impl IntoResponse, AppError> {
+    let (chats, spaces) = app
+        .db
+        .run(|c| Ok((db::telegram::list_chats(c)?, db::spaces::list_all(c)?)))
+        .await?;
+    Ok(ChatsPage {
+        user,
+        csrf: csrf.0,
+        chats,
+        spaces,
+    })
+}
+
+/// The bind form.
+#[derive(Debug, Deserialize)]
+pub struct BindForm {
+    csrf: String,
+    space: String,
+}
+
+/// `POST /admin/chats/{chat_id}/bind`: binds a chat to a space; its waiting updates are processed.
+pub async fn bind_chat(
+    State(app): State<Arc<App>>,
+    Admin(_): Admin,
+    csrf: CsrfToken,
+    Path(chat_id): Path<i64>,
+    Form(f): Form<BindForm>,
+) -> Result<Response, AppError> {
+    auth::check_csrf(&csrf, &f.csrf)?;
+    app.db
+        .run(move |c| {
+            let space = db::spaces::find(c, &f.space)?;
+            db::telegram::bind_chat(c, chat_id, space.id)
+        })
+        .await?;
+    app.jobs_added.notify_waiters();
+    Ok(Redirect::to("/admin/chats").into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "jobs.html")]
+struct JobsPage {
+    user: User,
+    csrf: String,
+    counts: JobCounts,
+    failed: Vec<FailedJob>,
+}
+
+/// `GET /admin/jobs`: job counts and failed jobs with their errors.
+pub async fn jobs(
+    State(app): State<Arc<App>>,
+    Admin(user): Admin,
+    csrf: CsrfToken,
+) -> Result<impl IntoResponse, AppError> {
+    let (counts, failed) = app
+        .db
+        .run(|c| Ok((db::jobs::counts(c, None)?, db::jobs::list_failed(c, None, 100)?)))
+        .await?;
+    Ok(JobsPage {
+        user,
+        csrf: csrf.0,
+        counts,
+        failed,
+    })
+}
+
+/// `POST /admin/jobs/{id}/retry`: gives a failed job fresh attempts.
+pub async fn retry_job(
+    State(app): State<Arc<App>>,
+    Admin(_): Admin,
+    csrf: CsrfToken,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    auth::check_csrf(&csrf, &f.csrf)?;
+    if !app.db.run(move |c| db::jobs::retry_failed(c, JobId(id))).await? {
+        return Err(AppError::NotFound);
+    }
+    app.jobs_added.notify_waiters();
+    Ok(([(header::LOCATION, "/admin/jobs")], StatusCode::SEE_OTHER).into_response())
+}
