@@ -190,26 +190,42 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve { .. } => unreachable!("serve is handled by main"),
         Command::User(UserCommand::Add { name, admin, .. }) => {
             let mut password = String::new();
-            std::io::stdin().lock().read_line(&mut password).context("reading the password from stdin")?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .context("reading the password from stdin")?;
             let password = password.trim_end_matches(['\n', '\r']).to_string();
             if password.chars().count() < 8 {
                 bail!("the password must have at least 8 characters");
             }
-            let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await??;
-            let user = app.db.run(move |c| db::users::create(c, &name, &hash, admin)).await?;
-            println!("created user {}{}", user.name, if admin { " (admin)" } else { "" });
+            let hash =
+                tokio::task::spawn_blocking(move || auth::hash_password(&password)).await??;
+            let user = app
+                .db
+                .run(move |c| db::users::create(c, &name, &hash, admin))
+                .await?;
+            println!(
+                "created user {}{}",
+                user.name,
+                if admin { " (admin)" } else { "" }
+            );
         }
         Command::Space(SpaceCommand::Add { slug, name }) => {
             let name = name.unwrap_or_else(|| slug.clone());
-            let s = app.db.run(move |c| db::spaces::create(c, &slug, &name)).await?;
+            let s = app
+                .db
+                .run(move |c| db::spaces::create(c, &slug, &name))
+                .await?;
             println!("created space {} ({})", s.slug, s.name);
         }
         Command::Space(SpaceCommand::Grant { slug, user, role }) => {
             let (s, u) = (slug.clone(), user.clone());
             app.db
                 .run(move |c| {
-                    let space = db::spaces::find(c, &s).map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?;
-                    let user = db::users::find(c, &u).map_err(|_| db::DbError::Invalid(format!("no user {u:?}")))?;
+                    let space = db::spaces::find(c, &s)
+                        .map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?;
+                    let user = db::users::find(c, &u)
+                        .map_err(|_| db::DbError::Invalid(format!("no user {u:?}")))?;
                     db::spaces::grant(c, space.id, user.id, role)
                 })
                 .await?;
@@ -225,16 +241,23 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Source(SourceCommand::Add { kind: SourceKind::Telegram, space, chat_id }) => {
+        Command::Source(SourceCommand::Add {
+            kind: SourceKind::Telegram,
+            space,
+            chat_id,
+        }) => {
             let s = space.clone();
             let requeued = app
                 .db
                 .run(move |c| {
-                    let space = db::spaces::find(c, &s).map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?;
+                    let space = db::spaces::find(c, &s)
+                        .map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?;
                     db::telegram::bind_chat(c, chat_id, space.id)
                 })
                 .await?;
-            println!("Telegram chat {chat_id} is bound to {space}; {requeued} waiting update(s) queued");
+            println!(
+                "Telegram chat {chat_id} is bound to {space}; {requeued} waiting update(s) queued"
+            );
         }
         Command::Source(SourceCommand::List { json }) => {
             let chats = app.db.run(|c| db::telegram::list_chats(c)).await?;
@@ -257,7 +280,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .db
                 .run(move |c| {
                     let spaces = match &space {
-                        Some(s) => vec![db::spaces::find(c, s).map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?],
+                        Some(s) => vec![db::spaces::find(c, s)
+                            .map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?],
                         None => db::spaces::list_all(c)?,
                     };
                     let mut all = Vec::new();
@@ -283,10 +307,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
         }
         Command::Telegram(cmd) => {
-            let tg = app
-                .telegram
-                .as_ref()
-                .context("no bot token: set APPLIANCE_TELEGRAM_TOKEN (or telegram_token in the config)")?;
+            let tg = app.telegram.as_ref().context(
+                "no bot token: set APPLIANCE_TELEGRAM_TOKEN (or telegram_token in the config)",
+            )?;
             let explain = |e: teloxide::RequestError| anyhow::anyhow!(crate::telegram::explain(&e));
             match cmd {
                 TelegramCommand::Me => {
@@ -323,7 +346,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         ])
                         .await
                         .map_err(explain)?;
-                    println!("webhook set to {url}; run the server with APPLIANCE_TELEGRAM_MODE=webhook");
+                    println!(
+                        "webhook set to {url}; run the server with APPLIANCE_TELEGRAM_MODE=webhook"
+                    );
                 }
                 TelegramCommand::DeleteWebhook => {
                     tg.api.delete_webhook().await.map_err(explain)?;

@@ -169,7 +169,10 @@ impl Config {
     /// [`ConfigError::Load`] for an unreadable file or a value of the wrong type
     /// (the message names the key and its source), [`ConfigError::Invalid`] for
     /// inconsistent values.
-    pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+    pub fn load(
+        file: Option<&std::path::Path>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
@@ -222,12 +225,10 @@ impl Config {
                             .into(),
                     ))
                 }
-                Some(s) if !valid_webhook_secret(s.expose()) => {
-                    return Err(ConfigError::Invalid(
-                        "telegram_webhook_secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
-                            .into(),
-                    ))
-                }
+                Some(s) if !valid_webhook_secret(s.expose()) => return Err(ConfigError::Invalid(
+                    "telegram_webhook_secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
+                        .into(),
+                )),
                 _ => {}
             }
         }
@@ -273,6 +274,8 @@ fn valid_webhook_secret(s: &str) -> bool {
 }
 
 #[cfg(test)]
+// figment::Jail's closures return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

@@ -66,7 +66,11 @@ impl IntoResponse for AppError {
             other => other.to_string(),
         };
         let body = crate::web::render_error(status, &message);
-        let mut resp = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body)
+        let mut resp = (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

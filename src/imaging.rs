@@ -44,18 +44,27 @@ pub fn analyse(path: &Path, mime: &str, max_pixels: u64) -> Analysis {
     let mut meta = read_exif(path);
     if !mime.starts_with("image/") {
         meta.thumb_note = Some(format!("no preview for {mime}"));
-        return Analysis { meta, renderings: None };
+        return Analysis {
+            meta,
+            renderings: None,
+        };
     }
     match render(path, max_pixels) {
         Ok((w, h, r)) => {
             meta.width = Some(i64::from(w));
             meta.height = Some(i64::from(h));
             meta.has_thumbnail = true;
-            Analysis { meta, renderings: Some(r) }
+            Analysis {
+                meta,
+                renderings: Some(r),
+            }
         }
         Err(note) => {
             meta.thumb_note = Some(note);
-            Analysis { meta, renderings: None }
+            Analysis {
+                meta,
+                renderings: None,
+            }
         }
     }
 }
@@ -121,7 +130,9 @@ fn encode_jpeg(img: &DynamicImage) -> Result<Vec<u8>, String> {
 /// EXIF capture time and camera, when readable; never fails.
 fn read_exif(path: &Path) -> BlobMeta {
     let mut meta = BlobMeta::default();
-    let Ok(file) = File::open(path) else { return meta };
+    let Ok(file) = File::open(path) else {
+        return meta;
+    };
     let Ok(exif) = exif::Reader::new().read_from_container(&mut BufReader::new(file)) else {
         return meta;
     };
@@ -129,16 +140,22 @@ fn read_exif(path: &Path) -> BlobMeta {
         match &exif.get_field(tag, exif::In::PRIMARY)?.value {
             exif::Value::Ascii(v) => v
                 .first()
-                .map(|b| String::from_utf8_lossy(b).trim_matches(['\0', ' ']).to_string())
+                .map(|b| {
+                    String::from_utf8_lossy(b)
+                        .trim_matches(['\0', ' '])
+                        .to_string()
+                })
                 .filter(|s| !s.is_empty()),
             _ => None,
         }
     };
     for tag in [exif::Tag::DateTimeOriginal, exif::Tag::DateTime] {
-        let parsed = exif.get_field(tag, exif::In::PRIMARY).and_then(|f| match &f.value {
-            exif::Value::Ascii(v) => v.first().and_then(|b| exif::DateTime::from_ascii(b).ok()),
-            _ => None,
-        });
+        let parsed = exif
+            .get_field(tag, exif::In::PRIMARY)
+            .and_then(|f| match &f.value {
+                exif::Value::Ascii(v) => v.first().and_then(|b| exif::DateTime::from_ascii(b).ok()),
+                _ => None,
+            });
         if let Some(d) = parsed {
             if d.month >= 1 && d.month <= 12 && d.day >= 1 && d.day <= 31 {
                 meta.taken_at = Some(format!(
@@ -162,7 +179,9 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/images")
+            .join(name)
     }
 
     fn dims(jpeg: &[u8]) -> (u32, u32) {
@@ -178,7 +197,7 @@ mod tests {
         let (w, h) = dims(&r.thumb);
         assert!(w > h, "landscape after orientation, got {w}x{h}");
         assert_eq!(w.max(h), 360);
-        assert_eq!((a.meta.width.unwrap() > a.meta.height.unwrap()), true);
+        assert!(a.meta.width.unwrap() > a.meta.height.unwrap());
     }
 
     #[test]

@@ -50,7 +50,9 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
         Ok((_, i)) => i,
         Err(e) => {
             app.db
-                .run(move |c| db::telegram::set_update_state(c, update_id, "ignored", None, Some(&e)))
+                .run(move |c| {
+                    db::telegram::set_update_state(c, update_id, "ignored", None, Some(&e))
+                })
                 .await?;
             return Ok(());
         }
@@ -60,7 +62,9 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
         Incoming::Other(kind) => {
             let note = format!("{kind}: not ingested");
             app.db
-                .run(move |c| db::telegram::set_update_state(c, update_id, "ignored", None, Some(&note)))
+                .run(move |c| {
+                    db::telegram::set_update_state(c, update_id, "ignored", None, Some(&note))
+                })
                 .await?;
             return Ok(());
         }
@@ -81,7 +85,13 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
                 }
             }
             let Some(space) = space else {
-                db::telegram::set_update_state(&tx, update_id, "deferred", Some(m.chat.id), Some("chat not bound to a space"))?;
+                db::telegram::set_update_state(
+                    &tx,
+                    update_id,
+                    "deferred",
+                    Some(m.chat.id),
+                    Some("chat not bound to a space"),
+                )?;
                 tx.commit()?;
                 return Ok((0, None));
             };
@@ -151,7 +161,10 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
             // Best effort: the binding is already committed.
             let _ = tg
                 .api
-                .send_message(teloxide::types::ChatId(chat_id), "This chat is now linked: its photos and files will appear in the album.")
+                .send_message(
+                    teloxide::types::ChatId(chat_id),
+                    "This chat is now linked: its photos and files will appear in the album.",
+                )
                 .await;
         }
     }
@@ -198,9 +211,9 @@ fn bot_error(e: RequestError) -> JobError {
             error: message,
             after: Some(s.duration()),
         },
-        RequestError::Api(_) | RequestError::InvalidJson { .. } | RequestError::MigrateToChatId(_) => {
-            JobError::Permanent(message)
-        }
+        RequestError::Api(_)
+        | RequestError::InvalidJson { .. }
+        | RequestError::MigrateToChatId(_) => JobError::Permanent(message),
         RequestError::Network(_) | RequestError::Io(_) => JobError::retry(message),
     }
 }
@@ -211,7 +224,10 @@ fn bot_error(e: RequestError) -> JobError {
 /// duplicate of the album item with the same content in the same space.
 pub async fn download(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
     let id = MediaId(payload_i64(payload, "media_id")?);
-    let target = app.db.run(move |c| db::media::download_target(c, id)).await?;
+    let target = app
+        .db
+        .run(move |c| db::media::download_target(c, id))
+        .await?;
     if target.state == "stored" || target.state == "duplicate" {
         return Ok(());
     }
@@ -219,27 +235,36 @@ pub async fn download(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
     if let Some(b) = target.declared_bytes.filter(|b| *b as u64 > limit) {
         return Err(JobError::Permanent(too_large(b, limit)));
     }
-    let tg = app
-        .telegram
-        .as_ref()
-        .ok_or_else(|| JobError::retry("no Telegram token is configured (APPLIANCE_TELEGRAM_TOKEN)"))?;
+    let tg = app.telegram.as_ref().ok_or_else(|| {
+        JobError::retry("no Telegram token is configured (APPLIANCE_TELEGRAM_TOKEN)")
+    })?;
     let file = tg
         .api
         .get_file(FileId(target.file_id.clone()))
         .await
         .map_err(bot_error)?;
     if file.meta.size != u32::MAX && u64::from(file.meta.size) > limit {
-        return Err(JobError::Permanent(too_large(i64::from(file.meta.size), limit)));
+        return Err(JobError::Permanent(too_large(
+            i64::from(file.meta.size),
+            limit,
+        )));
     }
     let mut writer = app.vault.writer(limit).map_err(JobError::retry)?;
     let mut stream = tg.files.download_file_stream(&file.path);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| JobError::retry(format!("download interrupted: {}", crate::redact(&e.to_string()))))?;
+        let chunk = chunk.map_err(|e| {
+            JobError::retry(format!(
+                "download interrupted: {}",
+                crate::redact(&e.to_string())
+            ))
+        })?;
         tokio::task::block_in_place(|| writer.write(&chunk)).map_err(vault_error)?;
     }
     let declared_mime = target.declared_mime.clone();
-    let blob = tokio::task::block_in_place(|| writer.commit(expect_for(target.kind), declared_mime.as_deref(), None))
-        .map_err(vault_error)?;
+    let blob = tokio::task::block_in_place(|| {
+        writer.commit(expect_for(target.kind), declared_mime.as_deref(), None)
+    })
+    .map_err(vault_error)?;
     let sha = blob.sha256.as_str().to_string();
     let space = target.space;
     let (attached, new_blob) = app
@@ -265,7 +290,11 @@ pub async fn download(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
         })
         .await?;
     if let Attached::Duplicate(first) = attached {
-        tracing::info!(media = id.0, first = first.0, "same content already in the album");
+        tracing::info!(
+            media = id.0,
+            first = first.0,
+            "same content already in the album"
+        );
     }
     if new_blob {
         app.jobs_added.notify_waiters();
@@ -302,7 +331,9 @@ pub async fn thumbnail(app: &Arc<App>, payload: &Value) -> Result<(), JobError> 
         if let Some(r) = &analysis.renderings {
             vault
                 .write_atomic(&vault.thumb_path(&sha2, ThumbSize::Preview), &r.preview)
-                .and_then(|_| vault.write_atomic(&vault.thumb_path(&sha2, ThumbSize::Thumb), &r.thumb))
+                .and_then(|_| {
+                    vault.write_atomic(&vault.thumb_path(&sha2, ThumbSize::Thumb), &r.thumb)
+                })
                 .map_err(JobError::retry)?;
         }
         Ok(analysis.meta)
@@ -310,7 +341,9 @@ pub async fn thumbnail(app: &Arc<App>, payload: &Value) -> Result<(), JobError> 
     .await
     .map_err(|e| JobError::retry(format!("thumbnail task: {e}")))??;
     let key = sha.as_str().to_string();
-    app.db.run(move |c| db::media::set_blob_meta(c, &key, &meta)).await?;
+    app.db
+        .run(move |c| db::media::set_blob_meta(c, &key, &meta))
+        .await?;
     Ok(())
 }
 
@@ -319,7 +352,11 @@ pub async fn give_up(app: &Arc<App>, job: &ClaimedJob, error: &str) {
     if job.kind == kind::DOWNLOAD {
         if let Some(id) = job.payload.get("media_id").and_then(Value::as_i64) {
             let error = error.to_string();
-            if let Err(e) = app.db.run(move |c| db::media::mark_failed(c, MediaId(id), &error)).await {
+            if let Err(e) = app
+                .db
+                .run(move |c| db::media::mark_failed(c, MediaId(id), &error))
+                .await
+            {
                 tracing::error!(error = %e, "cannot mark the media item failed");
             }
         }

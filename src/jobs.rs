@@ -67,7 +67,11 @@ pub fn backoff(attempt: i64) -> Duration {
 }
 
 /// Starts `n` workers; they stop when `shutdown` turns true, after finishing their current job.
-pub fn spawn_workers(app: Arc<App>, n: usize, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn_workers(
+    app: Arc<App>,
+    n: usize,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     (0..n)
         .map(|i| tokio::spawn(worker(app.clone(), i, shutdown.clone())))
         .collect()
@@ -118,7 +122,8 @@ async fn run_one(app: &Arc<App>, job: ClaimedJob) {
     let finish = match result {
         Ok(()) => app.db.run(move |c| db::jobs::complete(c, id)).await,
         Err(JobError::Retry { error, after }) if job.attempt < job.max_attempts => {
-            let delay = after.map_or_else(|| backoff(job.attempt), |a| a + Duration::from_millis(250));
+            let delay =
+                after.map_or_else(|| backoff(job.attempt), |a| a + Duration::from_millis(250));
             tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "job failed, will retry");
             app.db
                 .run(move |c| db::jobs::retry_later(c, id, delay.as_millis() as i64, &error))

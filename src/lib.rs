@@ -48,7 +48,10 @@ impl App {
     /// this binary, or a migration fails.
     pub fn open(config: Config) -> anyhow::Result<Arc<App>> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            anyhow::anyhow!("cannot create the data directory {}: {e}", config.data_dir.display())
+            anyhow::anyhow!(
+                "cannot create the data directory {}: {e}",
+                config.data_dir.display()
+            )
         })?;
         let db = db::Db::open(&db_path(&config))?;
         let vault = vault::Vault::open(config.data_dir.join("vault"))?;
@@ -85,7 +88,10 @@ pub async fn serve(
     let mut tasks = jobs::spawn_workers(app.clone(), app.config.job_workers, stop_rx.clone());
     match (app.config.effective_telegram_mode(), &app.telegram) {
         (Some(config::TelegramMode::Polling), Some(_)) => {
-            tasks.push(tokio::spawn(telegram::polling::run(app.clone(), stop_rx.clone())));
+            tasks.push(tokio::spawn(telegram::polling::run(
+                app.clone(),
+                stop_rx.clone(),
+            )));
         }
         (Some(config::TelegramMode::Webhook), Some(_)) => {
             tracing::info!("Telegram webhook mode: updates are received at POST /hooks/telegram");

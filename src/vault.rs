@@ -27,8 +27,10 @@ pub struct Sha256Hex(String);
 impl Sha256Hex {
     /// Validates `s` (exactly 64 lowercase hex digits).
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-            .then(|| Sha256Hex(s.to_string()))
+        (s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| Sha256Hex(s.to_string()))
     }
     /// The hex string.
     pub fn as_str(&self) -> &str {
@@ -120,7 +122,11 @@ impl Vault {
     /// Where the blob with this hash lives.
     pub fn blob_path(&self, sha: &Sha256Hex) -> PathBuf {
         let s = sha.as_str();
-        self.root.join("blobs").join(&s[0..2]).join(&s[2..4]).join(s)
+        self.root
+            .join("blobs")
+            .join(&s[0..2])
+            .join(&s[2..4])
+            .join(s)
     }
 
     /// Where the rendering of this blob at `size` lives.
@@ -263,17 +269,41 @@ impl BlobWriter {
 /// MIME types we accept, as sniffed by `infer` from the magic bytes.
 const ALLOWED: &[&str] = &[
     // images
-    "image/jpeg", "image/png", "image/gif", "image/webp", "image/tiff", "image/bmp",
-    "image/heif", "image/avif", "image/jxl",
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "image/tiff",
+    "image/bmp",
+    "image/heif",
+    "image/avif",
+    "image/jxl",
     // video
-    "video/mp4", "video/x-m4v", "video/quicktime", "video/webm", "video/x-matroska",
-    "video/mpeg", "video/x-msvideo",
+    "video/mp4",
+    "video/x-m4v",
+    "video/quicktime",
+    "video/webm",
+    "video/x-matroska",
+    "video/mpeg",
+    "video/x-msvideo",
     // audio
-    "audio/mpeg", "audio/m4a", "audio/ogg", "audio/opus", "audio/x-flac", "audio/x-wav",
-    "audio/amr", "audio/aac", "audio/x-aiff",
+    "audio/mpeg",
+    "audio/m4a",
+    "audio/ogg",
+    "audio/opus",
+    "audio/x-flac",
+    "audio/x-wav",
+    "audio/amr",
+    "audio/aac",
+    "audio/x-aiff",
     // documents
-    "application/pdf", "application/rtf", "application/epub+zip", "application/zip",
-    "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
+    "application/pdf",
+    "application/rtf",
+    "application/epub+zip",
+    "application/zip",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "application/vnd.openxmlformats-officedocument.presentationml.presentation",
@@ -287,7 +317,11 @@ const ALLOWED: &[&str] = &[
 /// # Errors
 /// [`VaultError::Rejected`] with a message naming what was found, when the
 /// type is not on the allow-list.
-pub fn sniff(head: &[u8], declared_mime: Option<&str>, file_name: Option<&str>) -> Result<String, VaultError> {
+pub fn sniff(
+    head: &[u8],
+    declared_mime: Option<&str>,
+    file_name: Option<&str>,
+) -> Result<String, VaultError> {
     if let Some(t) = infer::get(head) {
         let mime = t.mime_type();
         return if ALLOWED.contains(&mime) {
@@ -301,7 +335,9 @@ pub fn sniff(head: &[u8], declared_mime: Option<&str>, file_name: Option<&str>) 
     let texty = declared_mime.is_some_and(|m| m.starts_with("text/"))
         || file_name.is_some_and(|n| {
             let n = n.to_ascii_lowercase();
-            [".txt", ".csv", ".md", ".vcf", ".ics"].iter().any(|e| n.ends_with(e))
+            [".txt", ".csv", ".md", ".vcf", ".ics"]
+                .iter()
+                .any(|e| n.ends_with(e))
         });
     let looks_text = !head.contains(&0) && utf8_prefix_ok(head);
     if texty && looks_text {
@@ -309,7 +345,9 @@ pub fn sniff(head: &[u8], declared_mime: Option<&str>, file_name: Option<&str>) 
     }
     Err(VaultError::Rejected(format!(
         "unrecognised content{}: its first bytes match no accepted type",
-        declared_mime.map(|m| format!(" (declared {m})")).unwrap_or_default()
+        declared_mime
+            .map(|m| format!(" (declared {m})"))
+            .unwrap_or_default()
     )))
 }
 
@@ -364,7 +402,11 @@ mod tests {
         b.write(jpeg).unwrap();
         let b = b.commit(Expect::Any, None, None).unwrap();
         assert_eq!(a.sha256, b.sha256);
-        assert_eq!(fs::read_dir(v.root().join("tmp")).unwrap().count(), 0, "no temp file left");
+        assert_eq!(
+            fs::read_dir(v.root().join("tmp")).unwrap().count(),
+            0,
+            "no temp file left"
+        );
     }
 
     #[test]
@@ -372,14 +414,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let v = Vault::open(dir.path()).unwrap();
         let mut w = v.writer(10).unwrap();
-        assert!(matches!(w.write(&[0u8; 11]), Err(VaultError::TooLarge { limit: 10 })));
+        assert!(matches!(
+            w.write(&[0u8; 11]),
+            Err(VaultError::TooLarge { limit: 10 })
+        ));
         drop(w);
         let mut w = v.writer(1 << 20).unwrap();
-        w.write(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0").unwrap();
-        let err = w.commit(Expect::Image, Some("image/jpeg"), Some("cat.jpg")).unwrap_err();
-        assert!(err.to_string().contains("application/x-executable"), "{err}");
+        let mut elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0".to_vec();
+        elf.resize(128, 0);
+        w.write(&elf).unwrap();
+        let err = w
+            .commit(Expect::Image, Some("image/jpeg"), Some("cat.jpg"))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("application/x-executable"),
+            "{err}"
+        );
         let mut w = v.writer(1 << 20).unwrap();
-        w.write(include_bytes!("../tests/fixtures/images/hopper.png")).unwrap();
+        w.write(include_bytes!("../tests/fixtures/images/hopper.png"))
+            .unwrap();
         let err = w.commit(Expect::Video, None, None).unwrap_err();
         assert!(err.to_string().contains("not a video"), "{err}");
         assert_eq!(fs::read_dir(v.root().join("tmp")).unwrap().count(), 0);
@@ -388,7 +441,10 @@ mod tests {
 
     #[test]
     fn plain_text_only_when_declared_and_clean() {
-        assert_eq!(sniff(b"hello, world\n", Some("text/plain"), None).unwrap(), "text/plain");
+        assert_eq!(
+            sniff(b"hello, world\n", Some("text/plain"), None).unwrap(),
+            "text/plain"
+        );
         assert!(sniff(b"hello\0world", Some("text/plain"), None).is_err());
         assert!(sniff(b"hello", None, Some("notes.bin")).is_err());
     }

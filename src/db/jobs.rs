@@ -193,7 +193,11 @@ pub struct FailedJob {
 }
 
 /// The most recent failed jobs of one space (or all), newest first.
-pub fn list_failed(conn: &Connection, space: Option<SpaceId>, limit: i64) -> DbResult<Vec<FailedJob>> {
+pub fn list_failed(
+    conn: &Connection,
+    space: Option<SpaceId>,
+    limit: i64,
+) -> DbResult<Vec<FailedJob>> {
     let mut st = conn.prepare(
         "SELECT id, kind, attempts, coalesce(last_error, ''), updated_at FROM jobs
          WHERE state = 'failed' AND (?1 IS NULL OR space_id = ?1) ORDER BY updated_at DESC, id DESC LIMIT ?2",

@@ -253,7 +253,12 @@ pub enum Attached {
 
 /// Attaches a stored blob to a media item. When the space already has an album
 /// item with the same content, this item becomes a `duplicate` of it.
-pub fn attach_blob(conn: &Connection, id: MediaId, space: SpaceId, sha256: &str) -> DbResult<Attached> {
+pub fn attach_blob(
+    conn: &Connection,
+    id: MediaId,
+    space: SpaceId,
+    sha256: &str,
+) -> DbResult<Attached> {
     let existing: Option<i64> = conn
         .query_row(
             "SELECT id FROM media WHERE space_id = ?1 AND sha256 = ?2 AND state = 'stored' AND id <> ?3",
@@ -310,7 +315,15 @@ pub fn set_blob_meta(conn: &Connection, sha256: &str, m: &BlobMeta) -> DbResult<
     conn.execute(
         "UPDATE blobs SET width = ?2, height = ?3, taken_at = ?4, camera = ?5, has_thumbnail = ?6,
                           thumb_note = ?7 WHERE sha256 = ?1",
-        params![sha256, m.width, m.height, m.taken_at, m.camera, m.has_thumbnail, m.thumb_note],
+        params![
+            sha256,
+            m.width,
+            m.height,
+            m.taken_at,
+            m.camera,
+            m.has_thumbnail,
+            m.thumb_note
+        ],
     )?;
     Ok(())
 }
@@ -318,7 +331,9 @@ pub fn set_blob_meta(conn: &Connection, sha256: &str, m: &BlobMeta) -> DbResult<
 /// Mime type of a known blob.
 pub fn blob_mime(conn: &Connection, sha256: &str) -> DbResult<Option<String>> {
     Ok(conn
-        .query_row("SELECT mime FROM blobs WHERE sha256 = ?1", [sha256], |r| r.get(0))
+        .query_row("SELECT mime FROM blobs WHERE sha256 = ?1", [sha256], |r| {
+            r.get(0)
+        })
         .optional()?)
 }
 
@@ -363,7 +378,8 @@ pub struct MediaItem {
     pub media_group_id: Option<String>,
 }
 
-const ITEM_COLUMNS: &str = "m.id, s.slug, m.kind, b.mime, b.bytes, m.sha256, b.width, b.height, b.taken_at,
+const ITEM_COLUMNS: &str =
+    "m.id, s.slug, m.kind, b.mime, b.bytes, m.sha256, b.width, b.height, b.taken_at,
     b.camera, m.caption, m.sender_name, m.chat_id, m.received_at, coalesce(b.has_thumbnail, 0),
     m.file_name, m.duration_s, m.media_group_id";
 
@@ -520,9 +536,8 @@ impl SpaceStats {
 pub fn stats(conn: &Connection, scope: &SpaceScope) -> DbResult<SpaceStats> {
     let sid = scope.id().0;
     let mut s = SpaceStats::default();
-    let mut st = conn.prepare(
-        "SELECT state, count(*) FROM media WHERE space_id = ?1 GROUP BY state",
-    )?;
+    let mut st =
+        conn.prepare("SELECT state, count(*) FROM media WHERE space_id = ?1 GROUP BY state")?;
     let mut rows = st.query([sid])?;
     while let Some(r) = rows.next()? {
         let n: i64 = r.get(1)?;
@@ -552,7 +567,11 @@ pub fn stats(conn: &Connection, scope: &SpaceScope) -> DbResult<SpaceStats> {
     let today = chrono::Utc::now().date_naive();
     for back in (0..7).rev() {
         let day = today - chrono::Days::new(back);
-        let start = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp();
+        let start = day
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp();
         let n: i64 = conn.query_row(
             "SELECT count(*) FROM media WHERE space_id = ?1 AND state = 'stored'
              AND received_at >= ?2 AND received_at < ?3",

@@ -98,7 +98,12 @@ pub struct Chat {
 }
 
 /// Records that a chat was seen; returns the space it is bound to, if any.
-pub fn touch_chat(conn: &Connection, chat_id: i64, kind: &str, title: &str) -> DbResult<Option<SpaceId>> {
+pub fn touch_chat(
+    conn: &Connection,
+    chat_id: i64,
+    kind: &str,
+    title: &str,
+) -> DbResult<Option<SpaceId>> {
     let t = now();
     conn.execute(
         "INSERT INTO telegram_chats(chat_id, type, title, first_seen_at, last_seen_at)

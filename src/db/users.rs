@@ -46,7 +46,12 @@ pub fn validate_name(name: &str) -> DbResult<()> {
 ///
 /// # Errors
 /// [`DbError::Conflict`] when the name is taken.
-pub fn create(conn: &Connection, name: &str, password_hash: &str, is_admin: bool) -> DbResult<User> {
+pub fn create(
+    conn: &Connection,
+    name: &str,
+    password_hash: &str,
+    is_admin: bool,
+) -> DbResult<User> {
     validate_name(name)?;
     let res = conn.execute(
         "INSERT INTO users(name, password_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -91,7 +96,12 @@ pub fn count(conn: &Connection) -> DbResult<i64> {
 }
 
 /// Stores a session whose cookie hashes to `token_hash`, valid for `ttl_s` seconds.
-pub fn create_session(conn: &Connection, token_hash: &[u8], user: UserId, ttl_s: i64) -> DbResult<()> {
+pub fn create_session(
+    conn: &Connection,
+    token_hash: &[u8],
+    user: UserId,
+    ttl_s: i64,
+) -> DbResult<()> {
     let t = now();
     conn.execute(
         "INSERT INTO sessions(token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",

@@ -23,7 +23,12 @@ use crate::{config::Config, db::media::MediaKind};
 
 /// The update types we ask for (`allowed_updates`); see
 /// <https://core.telegram.org/bots/api#update>.
-pub const ALLOWED_UPDATES: &[&str] = &["message", "edited_message", "channel_post", "edited_channel_post"];
+pub const ALLOWED_UPDATES: &[&str] = &[
+    "message",
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+];
 
 /// Two Bot API handles sharing one token: `api` for method calls (bounded
 /// total timeout, longer than the long-poll timeout) and `files` for file
@@ -44,7 +49,9 @@ impl Telegram {
         let url = config.telegram_api_url();
         let api_client = teloxide::net::default_reqwest_settings()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(u64::from(config.telegram_poll_timeout_s) + 20))
+            .timeout(Duration::from_secs(
+                u64::from(config.telegram_poll_timeout_s) + 20,
+            ))
             .build()
             .ok()?;
         let files_client = reqwest::Client::builder()
@@ -99,10 +106,13 @@ pub fn explain(e: &RequestError) -> String {
              Bot API server and set APPLIANCE_TELEGRAM_API_URL to lift the limit"
                 .into()
         }
-        RequestError::RetryAfter(s) => format!("Telegram asks to wait {} s (rate limit)", s.seconds()),
+        RequestError::RetryAfter(s) => {
+            format!("Telegram asks to wait {} s (rate limit)", s.seconds())
+        }
         RequestError::Network(n) if n.is_timeout() => "timed out talking to the Bot API".into(),
         RequestError::Network(n) if n.is_connect() => {
-            "cannot connect to the Bot API (network down, DNS, or APPLIANCE_TELEGRAM_API_URL wrong)".into()
+            "cannot connect to the Bot API (network down, DNS, or APPLIANCE_TELEGRAM_API_URL wrong)"
+                .into()
         }
         other => crate::redact(&other.to_string()),
     }
@@ -171,7 +181,7 @@ pub struct ChatMessage {
 #[derive(Debug, Clone)]
 pub enum Incoming {
     /// A message, an edited message, a channel post or an edited channel post.
-    Message(ChatMessage),
+    Message(Box<ChatMessage>),
     /// Any other kind (kept raw, nothing to ingest); the name says which.
     Other(String),
 }
@@ -181,19 +191,26 @@ pub enum Incoming {
 /// # Errors
 /// A message saying why the JSON is not a Bot API `Update`.
 pub fn parse_update(raw: &str) -> Result<(i64, Incoming), String> {
-    let update: Update = serde_json::from_str(raw).map_err(|e| format!("not a Telegram Update: {e}"))?;
+    let update: Update =
+        serde_json::from_str(raw).map_err(|e| format!("not a Telegram Update: {e}"))?;
     let id = i64::from(update.id.0);
     let incoming = match update.kind {
         UpdateKind::Message(m)
         | UpdateKind::EditedMessage(m)
         | UpdateKind::ChannelPost(m)
-        | UpdateKind::EditedChannelPost(m) => Incoming::Message(read_message(&m)),
+        | UpdateKind::EditedChannelPost(m) => Incoming::Message(Box::new(read_message(&m))),
         UpdateKind::Error(v) => Incoming::Other(
             v.as_object()
                 .and_then(|o| o.keys().find(|k| *k != "update_id").cloned())
                 .unwrap_or_else(|| "unknown".into()),
         ),
-        other => Incoming::Other(format!("{other:?}").split(['(', ' ']).next().unwrap_or("other").to_string()),
+        other => Incoming::Other(
+            format!("{other:?}")
+                .split(['(', ' '])
+                .next()
+                .unwrap_or("other")
+                .to_string(),
+        ),
     };
     Ok((id, incoming))
 }
@@ -226,14 +243,22 @@ fn chat_info(m: &Message) -> ChatInfo {
             .collect::<Vec<_>>()
             .join(" ")
     });
-    ChatInfo { id: c.id.0, kind, title }
+    ChatInfo {
+        id: c.id.0,
+        kind,
+        title,
+    }
 }
 
 fn origin_name(o: &MessageOrigin) -> String {
     match o {
         MessageOrigin::User { sender_user, .. } => sender_user.full_name(),
-        MessageOrigin::HiddenUser { sender_user_name, .. } => sender_user_name.clone(),
-        MessageOrigin::Chat { sender_chat, .. } => sender_chat.title().unwrap_or("a chat").to_string(),
+        MessageOrigin::HiddenUser {
+            sender_user_name, ..
+        } => sender_user_name.clone(),
+        MessageOrigin::Chat { sender_chat, .. } => {
+            sender_chat.title().unwrap_or("a chat").to_string()
+        }
         MessageOrigin::Channel { chat, .. } => chat.title().unwrap_or("a channel").to_string(),
     }
 }
@@ -246,7 +271,9 @@ fn size(s: u32) -> Option<i64> {
 fn read_attachment(m: &Message) -> Option<Attachment> {
     let mime = |t: &Option<mime_guess::mime::Mime>| t.as_ref().map(|m| m.essence_str().to_string());
     if let Some(sizes) = m.photo() {
-        let best = sizes.iter().max_by_key(|p| (u64::from(p.width) * u64::from(p.height), p.file.size))?;
+        let best = sizes
+            .iter()
+            .max_by_key(|p| (u64::from(p.width) * u64::from(p.height), p.file.size))?;
         return Some(Attachment {
             kind: MediaKind::Photo,
             file_id: best.file.id.0.clone(),
@@ -331,7 +358,11 @@ fn read_message(m: &Message) -> ChatMessage {
         .from
         .as_ref()
         .map(|u| u.full_name())
-        .or_else(|| m.sender_chat.as_ref().and_then(|c| c.title().map(str::to_string)))
+        .or_else(|| {
+            m.sender_chat
+                .as_ref()
+                .and_then(|c| c.title().map(str::to_string))
+        })
         .or_else(|| m.author_signature().map(str::to_string));
     ChatMessage {
         chat: chat_info(m),
@@ -355,14 +386,17 @@ mod tests {
 
     fn fixture(name: &str) -> String {
         std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/telegram-updates").join(name),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/telegram-updates")
+                .join(name),
         )
         .unwrap()
     }
 
     #[test]
     fn every_fixture_update_parses() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/telegram-updates");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/telegram-updates");
         for e in std::fs::read_dir(dir).unwrap() {
             let raw = std::fs::read_to_string(e.unwrap().path()).unwrap();
             parse_update(&raw).unwrap();
@@ -373,7 +407,9 @@ mod tests {
     fn photo_takes_the_largest_size() {
         let (id, inc) = parse_update(&fixture("photo.json")).unwrap();
         assert_eq!(id, 144011148);
-        let Incoming::Message(m) = inc else { panic!("a message") };
+        let Incoming::Message(m) = inc else {
+            panic!("a message")
+        };
         let a = m.attachment.unwrap();
         assert_eq!(a.kind, MediaKind::Photo);
         assert_eq!(a.file_id, "SAAS");
@@ -392,7 +428,9 @@ mod tests {
             ("video_note.json", MediaKind::VideoNote),
             ("document.json", MediaKind::Document),
         ] {
-            let (_, Incoming::Message(m)) = parse_update(&fixture(f)).unwrap() else { panic!("{f}") };
+            let (_, Incoming::Message(m)) = parse_update(&fixture(f)).unwrap() else {
+                panic!("{f}")
+            };
             assert_eq!(m.attachment.map(|a| a.kind), Some(k), "{f}");
         }
         let (_, inc) = parse_update(&fixture("callback_query.json")).unwrap();

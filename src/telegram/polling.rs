@@ -22,7 +22,9 @@ const OFFSET_KEY: &str = "telegram.offset";
 
 /// Polls until `shutdown` turns true.
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let Some(tg) = app.telegram.clone() else { return };
+    let Some(tg) = app.telegram.clone() else {
+        return;
+    };
     let mut offset: Option<i64> = app
         .db
         .run(|c| db::kv_get(c, OFFSET_KEY))

@@ -31,13 +31,20 @@ use crate::{
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 
 /// Receives one update; see the module documentation for the statuses.
-pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, AppError> {
+pub async fn receive(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, AppError> {
     let expected = app
         .config
         .telegram_webhook_secret
         .as_ref()
         .ok_or(AppError::Unauthorized)?;
-    let given = headers.get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+    let given = headers
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
     if !bool::from(given.ct_eq(expected.expose().as_bytes())) {
         return Err(AppError::Unauthorized);
     }
@@ -45,8 +52,8 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
         .map_err(|_| AppError::BadRequest("body is not UTF-8 JSON".into()))?
         .to_string();
     let (update_id, _) = super::parse_update(&raw).map_err(AppError::BadRequest)?;
-    let value: serde_json::Value =
-        serde_json::from_str(&raw).map_err(|e| AppError::BadRequest(format!("body is not JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(&raw)
+        .map_err(|e| AppError::BadRequest(format!("body is not JSON: {e}")))?;
     let update = RawUpdate {
         update_id,
         chat_id: super::chat_id_of(&value),

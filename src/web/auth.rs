@@ -69,8 +69,15 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 /// Checks a username and password; returns the user on success.
 /// Runs argon2 on a blocking thread, and also when the user does not exist,
 /// so that timing does not reveal which names exist.
-pub async fn login(app: &Arc<App>, name: String, password: String) -> Result<Option<User>, AppError> {
-    let found = app.db.run(move |c| db::users::find_with_hash(c, &name)).await?;
+pub async fn login(
+    app: &Arc<App>,
+    name: String,
+    password: String,
+) -> Result<Option<User>, AppError> {
+    let found = app
+        .db
+        .run(move |c| db::users::find_with_hash(c, &name))
+        .await?;
     tokio::task::spawn_blocking(move || match found {
         Some((user, phc)) => verify_password(&password, &phc).then_some(user),
         None => {
@@ -104,7 +111,10 @@ pub struct CurrentUser(pub User);
 impl FromRequestParts<Arc<App>> for CurrentUser {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(u) = parts.extensions.get::<CurrentUser>() {
             return Ok(u.clone());
         }
@@ -125,9 +135,15 @@ impl FromRequestParts<Arc<App>> for CurrentUser {
                 parts.extensions.insert(u.clone());
                 Ok(u)
             }
-            None if parts.uri.path().starts_with("/api/") => Err(AppError::Unauthorized.into_response()),
+            None if parts.uri.path().starts_with("/api/") => {
+                Err(AppError::Unauthorized.into_response())
+            }
             None => {
-                let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
                 let target = format!("/login?next={}", urlencode(next));
                 Err(Redirect::to(&target).into_response())
             }
@@ -142,7 +158,10 @@ pub struct Admin(pub User);
 impl FromRequestParts<Arc<App>> for Admin {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
         let CurrentUser(u) = CurrentUser::from_request_parts(parts, app).await?;
         if u.is_admin {
             Ok(Admin(u))
@@ -166,7 +185,10 @@ pub struct Member {
 impl FromRequestParts<Arc<App>> for Member {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
         let CurrentUser(user) = CurrentUser::from_request_parts(parts, app).await?;
         let params = RawPathParams::from_request_parts(parts, app)
             .await
@@ -249,7 +271,9 @@ pub fn urlencode(s: &str) -> String {
 /// A safe local redirect target: only paths on this site (`/x`, not `//host`).
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n.to_string(),
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }

@@ -30,9 +30,18 @@ pub struct FileQuery {
 
 fn harden(resp: &mut Response) {
     let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox; default-src 'none'; media-src 'self'; img-src 'self'"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'; media-src 'self'; img-src 'self'"),
+    );
 }
 
 /// `GET /s/{slug}/media/{id}/file`: the original bytes, with Range support.
@@ -45,14 +54,19 @@ pub async fn original(
 ) -> Result<Response, AppError> {
     let item = {
         let scope = scope.clone();
-        app.db.run(move |c| db::media::get(c, &scope, MediaId(id))).await?
+        app.db
+            .run(move |c| db::media::get(c, &scope, MediaId(id)))
+            .await?
     };
     let (sha, mime) = app
         .db
         .run(move |c| db::media::blob_of(c, &scope, MediaId(id)))
         .await?;
-    let sha = Sha256Hex::parse(&sha).ok_or_else(|| AppError::Internal(format!("bad sha256 in the database: {sha}")))?;
-    let mime: mime_guess::mime::Mime = mime.parse().unwrap_or(mime_guess::mime::APPLICATION_OCTET_STREAM);
+    let sha = Sha256Hex::parse(&sha)
+        .ok_or_else(|| AppError::Internal(format!("bad sha256 in the database: {sha}")))?;
+    let mime: mime_guess::mime::Mime = mime
+        .parse()
+        .unwrap_or(mime_guess::mime::APPLICATION_OCTET_STREAM);
     let mut resp = ServeFile::new_with_mime(app.vault.blob_path(&sha), &mime)
         .oneshot(req)
         .await
@@ -60,10 +74,17 @@ pub async fn original(
         .into_response();
     harden(&mut resp);
     let name = item.file_name.unwrap_or_else(|| {
-        let ext = mime_guess::get_mime_extensions(&mime).and_then(|e| e.first()).copied().unwrap_or("bin");
+        let ext = mime_guess::get_mime_extensions(&mime)
+            .and_then(|e| e.first())
+            .copied()
+            .unwrap_or("bin");
         format!("{}-{}.{ext}", item.kind, id)
     });
-    let disposition = if q.download == Some(1) { "attachment" } else { "inline" };
+    let disposition = if q.download == Some(1) {
+        "attachment"
+    } else {
+        "inline"
+    };
     let value = format!(
         "{disposition}; filename*=UTF-8''{}",
         percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
@@ -87,14 +108,20 @@ pub async fn thumbnail(
         1280 => ThumbSize::Preview,
         _ => return Err(AppError::BadRequest("thumbnail size is 360 or 1280".into())),
     };
-    let item = app.db.run(move |c| db::media::get(c, &scope, MediaId(id))).await?;
+    let item = app
+        .db
+        .run(move |c| db::media::get(c, &scope, MediaId(id)))
+        .await?;
     let sha = item.sha256.as_deref().and_then(Sha256Hex::parse);
     let mut resp = match sha.filter(|_| item.has_thumbnail) {
-        Some(sha) => ServeFile::new_with_mime(app.vault.thumb_path(&sha, size), &mime_guess::mime::IMAGE_JPEG)
-            .oneshot(req)
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-            .into_response(),
+        Some(sha) => ServeFile::new_with_mime(
+            app.vault.thumb_path(&sha, size),
+            &mime_guess::mime::IMAGE_JPEG,
+        )
+        .oneshot(req)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .into_response(),
         None => {
             let svg = Assets::get("placeholder.svg").ok_or(AppError::NotFound)?;
             ([(header::CONTENT_TYPE, "image/svg+xml")], svg.data).into_response()

@@ -123,7 +123,9 @@ pub async fn logout(
     auth::check_csrf(&csrf, &f.csrf)?;
     if let Some(c) = jar.get(auth::SESSION_COOKIE) {
         let hash = auth::token_hash(c.value());
-        app.db.run(move |c| db::users::delete_session(c, &hash)).await?;
+        app.db
+            .run(move |c| db::users::delete_session(c, &hash))
+            .await?;
     }
     let jar = jar.remove(Cookie::build(auth::SESSION_COOKIE).path("/"));
     Ok((jar, Redirect::to("/login")).into_response())
@@ -150,7 +152,10 @@ pub async fn spaces(
     csrf: CsrfToken,
 ) -> Result<impl IntoResponse, AppError> {
     let uid = user.id;
-    let scopes = app.db.run(move |c| db::spaces::list_for_user(c, uid)).await?;
+    let scopes = app
+        .db
+        .run(move |c| db::spaces::list_for_user(c, uid))
+        .await?;
     let spaces = scopes
         .iter()
         .map(|s| SpaceRow {
@@ -159,7 +164,11 @@ pub async fn spaces(
             role: s.role().as_str(),
         })
         .collect();
-    Ok(SpacesPage { user, csrf: csrf.0, spaces })
+    Ok(SpacesPage {
+        user,
+        csrf: csrf.0,
+        spaces,
+    })
 }
 
 #[derive(Template, WebTemplate)]
@@ -186,11 +195,16 @@ pub async fn album(
     Query(q): Query<AlbumQuery>,
 ) -> Result<impl IntoResponse, AppError> {
     let cursor = match q.cursor.as_deref() {
-        Some(c) => Some(Cursor::decode(c).ok_or_else(|| AppError::BadRequest("bad cursor".into()))?),
+        Some(c) => {
+            Some(Cursor::decode(c).ok_or_else(|| AppError::BadRequest("bad cursor".into()))?)
+        }
         None => None,
     };
     let space = scope.space().clone();
-    let (items, next) = app.db.run(move |c| db::media::album_page(c, &scope, cursor, PAGE)).await?;
+    let (items, next) = app
+        .db
+        .run(move |c| db::media::album_page(c, &scope, cursor, PAGE))
+        .await?;
     Ok(AlbumPage {
         user,
         csrf: csrf.0,
@@ -218,7 +232,10 @@ pub async fn media(
     Path((_, id)): Path<(String, i64)>,
 ) -> Result<impl IntoResponse, AppError> {
     let space = scope.space().clone();
-    let item = app.db.run(move |c| db::media::get(c, &scope, MediaId(id))).await?;
+    let item = app
+        .db
+        .run(move |c| db::media::get(c, &scope, MediaId(id)))
+        .await?;
     let chat_id = item.chat_id;
     let chat_title = app
         .db
@@ -302,12 +319,16 @@ pub async fn link_code(
 ) -> Result<impl IntoResponse, AppError> {
     auth::check_csrf(&csrf, &f.csrf)?;
     if scope.role() != Role::Owner {
-        return Err(AppError::Forbidden("only owners of the space can link chats".into()));
+        return Err(AppError::Forbidden(
+            "only owners of the space can link chats".into(),
+        ));
     }
     let code = auth::random_token()[..10].to_string();
     let sid = scope.id();
     let c2 = code.clone();
-    app.db.run(move |c| db::telegram::create_link_code(c, sid, &c2, 3600)).await?;
+    app.db
+        .run(move |c| db::telegram::create_link_code(c, sid, &c2, 3600))
+        .await?;
     Ok(LinkCodePage {
         user,
         csrf: csrf.0,
@@ -386,7 +407,12 @@ pub async fn jobs(
 ) -> Result<impl IntoResponse, AppError> {
     let (counts, failed) = app
         .db
-        .run(|c| Ok((db::jobs::counts(c, None)?, db::jobs::list_failed(c, None, 100)?)))
+        .run(|c| {
+            Ok((
+                db::jobs::counts(c, None)?,
+                db::jobs::list_failed(c, None, 100)?,
+            ))
+        })
         .await?;
     Ok(JobsPage {
         user,
@@ -405,7 +431,11 @@ pub async fn retry_job(
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, AppError> {
     auth::check_csrf(&csrf, &f.csrf)?;
-    if !app.db.run(move |c| db::jobs::retry_failed(c, JobId(id))).await? {
+    if !app
+        .db
+        .run(move |c| db::jobs::retry_failed(c, JobId(id)))
+        .await?
+    {
         return Err(AppError::NotFound);
     }
     app.jobs_added.notify_waiters();

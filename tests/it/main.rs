@@ -1,0 +1,12 @@
+//! Integration tests: the real server on an ephemeral port, a temp data dir,
+//! and a fake Telegram Bot API.
+//!
+//! - `telegram`: webhook and polling ingestion end to end, dedup, limits, restarts;
+//! - `web`: login, CSRF, membership checks, file serving;
+//! - `cli`: the command-line contract, through the built binary.
+
+mod cli;
+mod common;
+mod fake_bot;
+mod telegram;
+mod web;
