@@ -107,6 +107,7 @@ CREATE TABLE media (
     declared_mime  TEXT,
     declared_bytes INTEGER,
     duration_s     INTEGER,
+    thumbnail_file_id TEXT,                    -- Telegram's own preview (video poster, cover)
     caption        TEXT,
     sender_name    TEXT,
     chat_id        INTEGER,

@@ -69,6 +69,15 @@ pub fn analyse(path: &Path, mime: &str, max_pixels: u64) -> Analysis {
     }
 }
 
+/// Renders the image at `path` (any decodable format) without reading its
+/// metadata; for previews that are not blobs (Telegram's thumbnails).
+///
+/// # Errors
+/// Why it could not be rendered.
+pub fn render_file(path: &Path, max_pixels: u64) -> Result<Renderings, String> {
+    render(path, max_pixels).map(|(_, _, r)| r)
+}
+
 fn render(path: &Path, max_pixels: u64) -> Result<(u32, u32, Renderings), String> {
     let open = || -> Result<ImageReader<BufReader<File>>, String> {
         ImageReader::open(path)

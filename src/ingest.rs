@@ -127,6 +127,7 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
                         declared_mime: a.mime.clone(),
                         declared_bytes: a.size,
                         duration_s: a.duration_s,
+                        thumbnail_file_id: a.thumbnail_file_id.clone(),
                         caption: m.caption.clone(),
                         sender_name: m.sender_name.clone(),
                         chat_id: m.chat.id,
@@ -267,26 +268,36 @@ pub async fn download(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
     .map_err(vault_error)?;
     let sha = blob.sha256.as_str().to_string();
     let space = target.space;
-    let (attached, new_blob) = app
+    let poster = target.thumbnail_file_id.clone();
+    let attached = app
         .db
         .run(move |c| {
             let tx = c.transaction()?;
             let new_blob = db::media::insert_blob(&tx, &sha, blob.bytes as i64, &blob.mime)?;
             let attached = db::media::attach_blob(&tx, id, space, &sha)?;
-            if new_blob {
+            // A new blob needs its renderings; a known one without any may get
+            // them from this item's Telegram preview.
+            let dedup_key = if new_blob {
+                Some(format!("thumb:{sha}"))
+            } else if poster.is_some() && !db::media::blob_has_thumbnail(&tx, &sha)? {
+                Some(format!("poster:{}", id.0))
+            } else {
+                None
+            };
+            if dedup_key.is_some() {
                 db::jobs::enqueue(
                     &tx,
                     &NewJob {
                         kind: kind::THUMBNAIL,
-                        payload: serde_json::json!({ "sha256": sha }),
-                        dedup_key: Some(format!("thumb:{sha}")),
+                        payload: serde_json::json!({ "sha256": sha, "poster_file_id": poster }),
+                        dedup_key,
                         space: Some(space),
                         max_attempts: 3,
                     },
                 )?;
             }
             tx.commit()?;
-            Ok((attached, new_blob))
+            Ok(attached)
         })
         .await?;
     if let Attached::Duplicate(first) = attached {
@@ -296,9 +307,7 @@ pub async fn download(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
             "same content already in the album"
         );
     }
-    if new_blob {
-        app.jobs_added.notify_waiters();
-    }
+    app.jobs_added.notify_waiters();
     Ok(())
 }
 
@@ -323,28 +332,80 @@ pub async fn thumbnail(app: &Arc<App>, payload: &Value) -> Result<(), JobError> 
         .run(move |c| db::media::blob_mime(c, &key))
         .await?
         .ok_or_else(|| JobError::Permanent(format!("blob {} is not known", sha.as_str())))?;
-    let vault = app.vault.clone();
+    let poster_file_id = payload
+        .get("poster_file_id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let max_pixels = app.config.max_image_pixels;
-    let sha2 = sha.clone();
-    let meta = tokio::task::spawn_blocking(move || -> Result<_, JobError> {
-        let analysis = imaging::analyse(&vault.blob_path(&sha2), &mime, max_pixels);
-        if let Some(r) = &analysis.renderings {
-            vault
-                .write_atomic(&vault.thumb_path(&sha2, ThumbSize::Preview), &r.preview)
-                .and_then(|_| {
-                    vault.write_atomic(&vault.thumb_path(&sha2, ThumbSize::Thumb), &r.thumb)
-                })
-                .map_err(JobError::retry)?;
+    let path = app.vault.blob_path(&sha);
+    let mut analysis =
+        tokio::task::spawn_blocking(move || imaging::analyse(&path, &mime, max_pixels))
+            .await
+            .map_err(|e| JobError::retry(format!("thumbnail task: {e}")))?;
+    if analysis.renderings.is_none() {
+        if let (Some(file_id), Some(tg)) = (poster_file_id, &app.telegram) {
+            match poster(app, tg, &file_id).await {
+                Ok(r) => {
+                    analysis.renderings = Some(r);
+                    analysis.meta.has_thumbnail = true;
+                    analysis.meta.thumb_note = Some("preview from Telegram's thumbnail".into());
+                }
+                Err(JobError::Permanent(e)) => {
+                    tracing::info!(error = %e, "no usable Telegram thumbnail")
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Ok(analysis.meta)
-    })
-    .await
-    .map_err(|e| JobError::retry(format!("thumbnail task: {e}")))??;
+    }
+    if let Some(r) = analysis.renderings.take() {
+        let (vault, sha) = (app.vault.clone(), sha.clone());
+        tokio::task::spawn_blocking(move || {
+            vault
+                .write_atomic(&vault.thumb_path(&sha, ThumbSize::Preview), &r.preview)
+                .and_then(|_| {
+                    vault.write_atomic(&vault.thumb_path(&sha, ThumbSize::Thumb), &r.thumb)
+                })
+        })
+        .await
+        .map_err(|e| JobError::retry(format!("thumbnail task: {e}")))?
+        .map_err(JobError::retry)?;
+    }
+    let meta = analysis.meta;
     let key = sha.as_str().to_string();
     app.db
         .run(move |c| db::media::set_blob_meta(c, &key, &meta))
         .await?;
     Ok(())
+}
+
+/// Largest Telegram thumbnail we fetch, bytes (they are 320 px JPEGs of a few kB).
+const POSTER_LIMIT: u64 = 1024 * 1024;
+
+/// Fetches Telegram's preview of a file (a small JPEG) into a scratch file of
+/// the vault and renders it like a photo.
+async fn poster(
+    app: &Arc<App>,
+    tg: &telegram::Telegram,
+    file_id: &str,
+) -> Result<imaging::Renderings, JobError> {
+    let file = tg
+        .api
+        .get_file(FileId(file_id.to_string()))
+        .await
+        .map_err(bot_error)?;
+    let mut writer = app.vault.writer(POSTER_LIMIT).map_err(JobError::retry)?;
+    let mut stream = tg.files.download_file_stream(&file.path);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| JobError::retry(crate::redact(&e.to_string())))?;
+        tokio::task::block_in_place(|| writer.write(&chunk)).map_err(vault_error)?;
+    }
+    let max_pixels = app.config.max_image_pixels;
+    tokio::task::spawn_blocking(move || {
+        let scratch = writer.into_scratch(Expect::Image).map_err(vault_error)?;
+        imaging::render_file(scratch.path(), max_pixels).map_err(JobError::Permanent)
+    })
+    .await
+    .map_err(|e| JobError::retry(format!("poster task: {e}")))?
 }
 
 /// Called once when a job fails for good: records the reason where the user looks.

@@ -231,6 +231,16 @@ impl BlobWriter {
         self.bytes == 0
     }
 
+    /// Checks the content type and keeps the bytes as a scratch file in
+    /// `tmp/` (deleted when dropped), for content that is not kept as a blob.
+    pub fn into_scratch(self, expect: Expect) -> Result<tempfile::NamedTempFile, VaultError> {
+        let mime = sniff(&self.head, None, None)?;
+        check_expect(&mime, expect)?;
+        let mut file = self.file;
+        file.flush()?;
+        Ok(file)
+    }
+
     /// Checks the content type against the allow-list and `expect`, then
     /// fsyncs and moves the file to its content address. When a blob with the
     /// same hash exists, the new copy is discarded (same content, same name).

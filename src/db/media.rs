@@ -142,6 +142,8 @@ pub struct NewMedia {
     pub declared_bytes: Option<i64>,
     /// Duration, seconds (audio/video).
     pub duration_s: Option<i64>,
+    /// Telegram's preview of the file (video poster, audio cover), if any.
+    pub thumbnail_file_id: Option<String>,
     /// Caption of the message.
     pub caption: Option<String>,
     /// Sender display name.
@@ -160,8 +162,9 @@ pub struct NewMedia {
 pub fn insert_media(conn: &Connection, m: &NewMedia) -> DbResult<Option<MediaId>> {
     let n = conn.execute(
         "INSERT INTO media(space_id, message_id, kind, file_id, file_unique_id, file_name, declared_mime,
-                           declared_bytes, duration_s, caption, sender_name, chat_id, media_group_id, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                           declared_bytes, duration_s, caption, sender_name, chat_id, media_group_id, received_at,
+                           thumbnail_file_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT(space_id, file_unique_id) DO NOTHING",
         params![
             m.space.0,
@@ -177,7 +180,8 @@ pub fn insert_media(conn: &Connection, m: &NewMedia) -> DbResult<Option<MediaId>
             m.sender_name,
             m.chat_id,
             m.media_group_id,
-            m.received_at
+            m.received_at,
+            m.thumbnail_file_id
         ],
     )?;
     if n == 1 {
@@ -209,12 +213,14 @@ pub struct DownloadTarget {
     pub declared_mime: Option<String>,
     /// Current state (`pending`, `stored`, `duplicate`, `failed`).
     pub state: String,
+    /// Telegram's preview of the file, if any.
+    pub thumbnail_file_id: Option<String>,
 }
 
 /// Loads a media item for the download job (internal; no scope: jobs act for the system).
 pub fn download_target(conn: &Connection, id: MediaId) -> DbResult<DownloadTarget> {
     conn.query_row(
-        "SELECT id, space_id, kind, file_id, declared_bytes, declared_mime, state FROM media WHERE id = ?1",
+        "SELECT id, space_id, kind, file_id, declared_bytes, declared_mime, state, thumbnail_file_id FROM media WHERE id = ?1",
         [id.0],
         |r| {
             Ok(DownloadTarget {
@@ -225,6 +231,7 @@ pub fn download_target(conn: &Connection, id: MediaId) -> DbResult<DownloadTarge
                 declared_bytes: r.get(4)?,
                 declared_mime: r.get(5)?,
                 state: r.get(6)?,
+                thumbnail_file_id: r.get(7)?,
             })
         },
     )
@@ -251,8 +258,21 @@ pub enum Attached {
     Duplicate(MediaId),
 }
 
+/// Order of arrival of a media item: its message's date, then the update
+/// that brought it, then its id. The earliest one of equal content is the album item.
+fn arrival(conn: &Connection, id: i64) -> DbResult<(i64, i64, i64)> {
+    Ok(conn.query_row(
+        "SELECT m.received_at, coalesce(msg.update_id, 0), m.id FROM media m
+         LEFT JOIN messages msg ON msg.id = m.message_id WHERE m.id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?)
+}
+
 /// Attaches a stored blob to a media item. When the space already has an album
-/// item with the same content, this item becomes a `duplicate` of it.
+/// item with the same content, the one that arrived first in the chat stays the
+/// album item (whichever download finished first) and the other becomes its
+/// `duplicate`.
 pub fn attach_blob(
     conn: &Connection,
     id: MediaId,
@@ -266,15 +286,29 @@ pub fn attach_blob(
             |r| r.get(0),
         )
         .optional()?;
+    let existing_first = match existing {
+        Some(other) => arrival(conn, other)? < arrival(conn, id.0)?,
+        None => false,
+    };
     match existing {
-        Some(first) => {
+        Some(first) if existing_first => {
             conn.execute(
                 "UPDATE media SET sha256 = ?2, state = 'duplicate', duplicate_of = ?3, error = NULL WHERE id = ?1",
                 params![id.0, sha256, first],
             )?;
             Ok(Attached::Duplicate(MediaId(first)))
         }
-        None => {
+        later => {
+            if let Some(later) = later {
+                conn.execute(
+                    "UPDATE media SET state = 'duplicate', duplicate_of = ?2 WHERE id = ?1",
+                    params![later, id.0],
+                )?;
+                conn.execute(
+                    "UPDATE media SET duplicate_of = ?2 WHERE duplicate_of = ?1",
+                    params![later, id.0],
+                )?;
+            }
             conn.execute(
                 "UPDATE media SET sha256 = ?2, state = 'stored', duplicate_of = NULL, error = NULL WHERE id = ?1",
                 params![id.0, sha256],
@@ -310,11 +344,15 @@ pub struct BlobMeta {
     pub thumb_note: Option<String>,
 }
 
-/// Stores what the thumbnail job learned about a blob.
+/// Stores what the thumbnail job learned about a blob. Never forgets a
+/// thumbnail that another run already made.
 pub fn set_blob_meta(conn: &Connection, sha256: &str, m: &BlobMeta) -> DbResult<()> {
     conn.execute(
-        "UPDATE blobs SET width = ?2, height = ?3, taken_at = ?4, camera = ?5, has_thumbnail = ?6,
-                          thumb_note = ?7 WHERE sha256 = ?1",
+        "UPDATE blobs SET width = coalesce(?2, width), height = coalesce(?3, height),
+                          taken_at = coalesce(?4, taken_at), camera = coalesce(?5, camera),
+                          thumb_note = CASE WHEN ?6 OR NOT has_thumbnail THEN ?7 ELSE thumb_note END,
+                          has_thumbnail = max(has_thumbnail, ?6)
+         WHERE sha256 = ?1",
         params![
             sha256,
             m.width,
@@ -326,6 +364,18 @@ pub fn set_blob_meta(conn: &Connection, sha256: &str, m: &BlobMeta) -> DbResult<
         ],
     )?;
     Ok(())
+}
+
+/// True when the blob's thumbnails exist.
+pub fn blob_has_thumbnail(conn: &Connection, sha256: &str) -> DbResult<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT has_thumbnail FROM blobs WHERE sha256 = ?1",
+            [sha256],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// Mime type of a known blob.

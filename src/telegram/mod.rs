@@ -146,6 +146,9 @@ pub struct Attachment {
     pub size: Option<i64>,
     /// Duration, seconds.
     pub duration_s: Option<i64>,
+    /// `file_id` of the small JPEG preview Telegram attaches to videos,
+    /// animations, round videos, audio (cover) and some documents.
+    pub thumbnail_file_id: Option<String>,
 }
 
 /// A message or channel post, reduced to what we keep.
@@ -198,7 +201,17 @@ pub fn parse_update(raw: &str) -> Result<(i64, Incoming), String> {
         UpdateKind::Message(m)
         | UpdateKind::EditedMessage(m)
         | UpdateKind::ChannelPost(m)
-        | UpdateKind::EditedChannelPost(m) => Incoming::Message(Box::new(read_message(&m))),
+        | UpdateKind::EditedChannelPost(m) => {
+            let mut msg = read_message(&m);
+            if let Some(a) = msg
+                .attachment
+                .as_mut()
+                .filter(|a| a.thumbnail_file_id.is_none())
+            {
+                a.thumbnail_file_id = legacy_thumb(raw, a.kind);
+            }
+            Incoming::Message(Box::new(msg))
+        }
         UpdateKind::Error(v) => Incoming::Other(
             v.as_object()
                 .and_then(|o| o.keys().find(|k| *k != "update_id").cloned())
@@ -213,6 +226,19 @@ pub fn parse_update(raw: &str) -> Result<(i64, Incoming), String> {
         ),
     };
     Ok((id, incoming))
+}
+
+/// `thumb.file_id` of the attachment: the field's name before Bot API 6.6
+/// (now `thumbnail`), still sent by older self-hosted Bot API servers.
+fn legacy_thumb(raw: &str, kind: MediaKind) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(raw).ok()?;
+    let message = ALLOWED_UPDATES.iter().find_map(|k| v.get(k))?;
+    let id = message
+        .get(kind.as_str())?
+        .get("thumb")?
+        .get("file_id")?
+        .as_str()?;
+    Some(id.to_string())
 }
 
 /// The chat id of a raw update, when it is one of the kinds we ingest.
@@ -268,6 +294,10 @@ fn size(s: u32) -> Option<i64> {
     (s != u32::MAX).then_some(i64::from(s))
 }
 
+fn thumb_id(t: &Option<teloxide::types::PhotoSize>) -> Option<String> {
+    t.as_ref().map(|p| p.file.id.0.clone())
+}
+
 fn read_attachment(m: &Message) -> Option<Attachment> {
     let mime = |t: &Option<mime_guess::mime::Mime>| t.as_ref().map(|m| m.essence_str().to_string());
     if let Some(sizes) = m.photo() {
@@ -282,6 +312,7 @@ fn read_attachment(m: &Message) -> Option<Attachment> {
             mime: Some("image/jpeg".into()),
             size: size(best.file.size),
             duration_s: None,
+            thumbnail_file_id: None,
         });
     }
     if let Some(a) = m.animation() {
@@ -293,6 +324,7 @@ fn read_attachment(m: &Message) -> Option<Attachment> {
             mime: mime(&a.mime_type),
             size: size(a.file.size),
             duration_s: Some(i64::from(a.duration.seconds())),
+            thumbnail_file_id: thumb_id(&a.thumbnail),
         });
     }
     if let Some(v) = m.video() {
@@ -304,6 +336,7 @@ fn read_attachment(m: &Message) -> Option<Attachment> {
             mime: mime(&v.mime_type),
             size: size(v.file.size),
             duration_s: Some(i64::from(v.duration.seconds())),
+            thumbnail_file_id: thumb_id(&v.thumbnail),
         });
     }
     if let Some(a) = m.audio() {
@@ -315,6 +348,7 @@ fn read_attachment(m: &Message) -> Option<Attachment> {
             mime: mime(&a.mime_type),
             size: size(a.file.size),
             duration_s: Some(i64::from(a.duration.seconds())),
+            thumbnail_file_id: thumb_id(&a.thumbnail),
         });
     }
     if let Some(v) = m.voice() {
@@ -326,6 +360,7 @@ fn read_attachment(m: &Message) -> Option<Attachment> {
             mime: mime(&v.mime_type),
             size: size(v.file.size),
             duration_s: Some(i64::from(v.duration.seconds())),
+            thumbnail_file_id: None,
         });
     }
     if let Some(v) = m.video_note() {
@@ -337,6 +372,7 @@ fn read_attachment(m: &Message) -> Option<Attachment> {
             mime: Some("video/mp4".into()),
             size: size(v.file.size),
             duration_s: Some(i64::from(v.duration.seconds())),
+            thumbnail_file_id: thumb_id(&v.thumbnail),
         });
     }
     if let Some(d) = m.document() {
@@ -348,6 +384,7 @@ fn read_attachment(m: &Message) -> Option<Attachment> {
             mime: mime(&d.mime_type),
             size: size(d.file.size),
             duration_s: None,
+            thumbnail_file_id: thumb_id(&d.thumbnail),
         });
     }
     None
@@ -416,6 +453,14 @@ mod tests {
         assert_eq!(m.caption.as_deref(), Some("asdasdasdasdasdasd"));
         assert_eq!(m.sender_name.as_deref(), Some("Mario"));
         assert_eq!(m.chat.id, 11111111);
+        assert_eq!(a.thumbnail_file_id, None);
+        let (_, Incoming::Message(v)) = parse_update(&fixture("video.json")).unwrap() else {
+            panic!("video")
+        };
+        assert_eq!(
+            v.attachment.unwrap().thumbnail_file_id.as_deref(),
+            Some("sdfsdfdsfsdfdsf")
+        );
     }
 
     #[test]

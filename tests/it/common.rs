@@ -143,6 +143,17 @@ pub fn register_fixture_files(bot: &FakeBot) -> Vec<(&'static str, String)> {
         ),
         ("a1b2c34d5e6f7g8h9i", "documents/file_7.pdf", pdf()),
     ];
+    // Telegram's own previews (the fixtures' legacy `thumb` fields): the video's poster, the audio's cover.
+    bot.add_file(
+        "sdfsdfdsfsdfdsf",
+        "thumbnails/file_8.jpg",
+        fixture_bytes("images/hopper.jpg"),
+    );
+    bot.add_file(
+        "gdfsgdfgd",
+        "thumbnails/file_9.png",
+        fixture_bytes("images/hopper.png"),
+    );
     files
         .into_iter()
         .map(|(id, path, bytes)| {
