@@ -252,7 +252,10 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .run(move |c| {
                     let space = db::spaces::find(c, &s)
                         .map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?;
-                    db::telegram::bind_chat(c, chat_id, space.id)
+                    let tx = db::write_tx(c)?;
+                    let n = db::telegram::bind_chat(&tx, chat_id, space.id)?;
+                    tx.commit()?;
+                    Ok(n)
                 })
                 .await?;
             println!(

@@ -74,7 +74,7 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
     let (queued, linked) = app
         .db
         .run(move |c| {
-            let tx = c.transaction()?;
+            let tx = db::write_tx(c)?;
             let mut space = db::telegram::touch_chat(&tx, m.chat.id, m.chat.kind, &m.chat.title)?;
             let mut linked = None;
             if let Some(code) = link_code {
@@ -272,7 +272,7 @@ pub async fn download(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
     let attached = app
         .db
         .run(move |c| {
-            let tx = c.transaction()?;
+            let tx = db::write_tx(c)?;
             let new_blob = db::media::insert_blob(&tx, &sha, blob.bytes as i64, &blob.mime)?;
             let attached = db::media::attach_blob(&tx, id, space, &sha)?;
             // A new blob needs its renderings; a known one without any may get

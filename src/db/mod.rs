@@ -117,6 +117,13 @@ impl Db {
     }
 }
 
+/// Starts a write transaction (`BEGIN IMMEDIATE`): it takes the write lock
+/// at once, waiting up to the busy timeout, instead of failing later when a
+/// read snapshot cannot be upgraded.
+pub fn write_tx(conn: &mut Connection) -> DbResult<rusqlite::Transaction<'_>> {
+    Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+}
+
 /// Current time in Unix seconds.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()

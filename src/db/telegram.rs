@@ -123,6 +123,7 @@ pub fn touch_chat(
 
 /// Binds a chat to a space (creating the chat row if the bot has not seen it
 /// yet) and re-queues the updates that waited for it. Returns how many.
+/// Call it inside a write transaction.
 pub fn bind_chat(conn: &Connection, chat_id: i64, space: SpaceId) -> DbResult<usize> {
     let t = now();
     conn.execute(

@@ -113,7 +113,7 @@ async fn store(app: &Arc<App>, values: Vec<serde_json::Value>) -> Result<Option<
     let new = app
         .db
         .run(move |c| {
-            let tx = c.transaction()?;
+            let tx = db::write_tx(c)?;
             let n = db::telegram::store_updates(&tx, &updates, "polling")?;
             if let Some(next) = next {
                 db::kv_set(&tx, OFFSET_KEY, &next.to_string())?;

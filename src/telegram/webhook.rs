@@ -62,7 +62,7 @@ pub async fn receive(
     let new = app
         .db
         .run(move |c| {
-            let tx = c.transaction()?;
+            let tx = db::write_tx(c)?;
             let n = db::telegram::store_updates(&tx, std::slice::from_ref(&update), "webhook")?;
             tx.commit()?;
             Ok(n)

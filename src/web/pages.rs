@@ -383,7 +383,10 @@ pub async fn bind_chat(
     app.db
         .run(move |c| {
             let space = db::spaces::find(c, &f.space)?;
-            db::telegram::bind_chat(c, chat_id, space.id)
+            let tx = db::write_tx(c)?;
+            let n = db::telegram::bind_chat(&tx, chat_id, space.id)?;
+            tx.commit()?;
+            Ok(n)
         })
         .await?;
     app.jobs_added.notify_waiters();

@@ -241,6 +241,40 @@ async fn login_and_forms_need_the_csrf_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // With the token, a pending chat is bound from the chats page.
+    server.space_with_chats("family", &[]);
+    assert_eq!(
+        server
+            .post_update(&renumber(update("text"), 9).to_string(), Some(SECRET))
+            .await,
+        200
+    );
+    server.settle().await;
+    let page = c
+        .get(format!("{}/admin/chats", server.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("pending") && html.contains("12345678"),
+        "{html}"
+    );
+    let csrf = cookie.split("appliance_csrf=").nth(1).unwrap().to_string();
+    let r = c
+        .post(format!("{}/admin/chats/12345678/bind", server.url))
+        .header("cookie", &cookie)
+        .form(&[("space", "family"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    server.settle().await;
+    assert_eq!(
+        server.count("SELECT count(*) FROM messages WHERE chat_id = 12345678"),
+        1
+    );
     let health = c
         .get(format!("{}/healthz", server.url))
         .send()
