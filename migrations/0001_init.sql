@@ -16,10 +16,20 @@ CREATE TABLE sessions (
     expires_at  INTEGER NOT NULL
 );
 
+-- Bearer tokens for scripts (`appliance token create`); only the hash is kept.
+CREATE TABLE api_tokens (
+    token_hash  BLOB    PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name        TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
 CREATE TABLE spaces (
     id          INTEGER PRIMARY KEY,
     slug        TEXT    NOT NULL UNIQUE,
     name        TEXT    NOT NULL,
+    -- Stemming of the search index: 'fr', 'en', or 'both'.
+    language    TEXT    NOT NULL DEFAULT 'both' CHECK (language IN ('fr', 'en', 'both')),
     created_at  INTEGER NOT NULL
 );
 
@@ -75,6 +85,7 @@ CREATE TABLE messages (
     reply_to_message_id INTEGER,
     forward_origin      TEXT,
     update_id           INTEGER NOT NULL,
+    deleted_at          INTEGER,
     UNIQUE (chat_id, message_id)
 );
 CREATE INDEX messages_space ON messages(space_id, sent_at);
@@ -115,7 +126,7 @@ CREATE TABLE media (
     received_at    INTEGER NOT NULL,
     sha256         TEXT    REFERENCES blobs(sha256),
     state          TEXT    NOT NULL DEFAULT 'pending'
-                   CHECK (state IN ('pending', 'stored', 'duplicate', 'failed')),
+                   CHECK (state IN ('pending', 'stored', 'duplicate', 'failed', 'deleted')),
     duplicate_of   INTEGER REFERENCES media(id),
     error          TEXT,
     UNIQUE (space_id, file_unique_id)
@@ -145,4 +156,12 @@ CREATE INDEX jobs_ready ON jobs(state, run_at_ms);
 CREATE TABLE kv (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+
+-- Documents of the search index that must be (re)written from the database:
+-- 'm:<messages.id>' or 'f:<media.id>'. Written in the same transaction as the
+-- change; removed only after the index commit that reflects it.
+CREATE TABLE index_queue (
+    doc_key TEXT    PRIMARY KEY,
+    seq     INTEGER NOT NULL
 );

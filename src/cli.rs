@@ -13,7 +13,10 @@ use teloxide::{payloads::SetWebhookSetters, prelude::Requester, types::AllowedUp
 
 use crate::{
     config::{Config, LogFormat, Overrides},
-    db::{self, spaces::Role},
+    db::{
+        self,
+        spaces::{Language, Role},
+    },
     web::auth,
     App,
 };
@@ -60,6 +63,42 @@ pub enum Command {
     /// Talk to the Bot API with the configured token.
     #[command(subcommand)]
     Telegram(TelegramCommand),
+    /// Search messages and media.
+    Search {
+        /// The query: words, "phrases", -word, kind:, from:, in:, before:, after:, has:caption.
+        query: String,
+        /// Only this space.
+        #[arg(long)]
+        space: Option<String>,
+        /// Number of hits.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print one JSON array of hits.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the search index from the database.
+    Reindex {
+        /// Only this space.
+        #[arg(long)]
+        space: Option<String>,
+    },
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `appliance token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a bearer token for a user (printed once; only its hash is kept).
+    Create {
+        /// User name.
+        user: String,
+        /// What the token is for.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
 }
 
 /// `appliance user ...`
@@ -88,6 +127,9 @@ pub enum SpaceCommand {
         /// Display name (default: the slug).
         #[arg(long)]
         name: Option<String>,
+        /// Language of its messages, for search stemming.
+        #[arg(long, value_enum, default_value_t = Language::Both)]
+        language: Language,
     },
     /// Give a user a role in a space.
     Grant {
@@ -210,11 +252,19 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 if admin { " (admin)" } else { "" }
             );
         }
-        Command::Space(SpaceCommand::Add { slug, name }) => {
+        Command::Space(SpaceCommand::Add {
+            slug,
+            name,
+            language,
+        }) => {
             let name = name.unwrap_or_else(|| slug.clone());
             let s = app
                 .db
-                .run(move |c| db::spaces::create(c, &slug, &name))
+                .run(move |c| {
+                    let s = db::spaces::create(c, &slug, &name)?;
+                    db::spaces::set_language(c, s.id, language)?;
+                    Ok(s)
+                })
                 .await?;
             println!("created space {} ({})", s.slug, s.name);
         }
@@ -308,6 +358,100 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     );
                 }
             }
+        }
+        Command::Search {
+            query,
+            space,
+            limit,
+            json,
+        } => {
+            let scopes = app
+                .db
+                .run(move |c| {
+                    let spaces = match &space {
+                        Some(s) => vec![db::spaces::find(c, s)
+                            .map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?],
+                        None => db::spaces::list_all(c)?,
+                    };
+                    Ok(spaces
+                        .into_iter()
+                        .map(db::spaces::operator_scope)
+                        .collect::<Vec<_>>())
+                })
+                .await?;
+            let page = app.search.search(&scopes, &query, limit, None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&page.hits)?);
+            } else {
+                for h in page.hits {
+                    println!(
+                        "{:.2}\t{}\t{}\t{}\t{}",
+                        h.score, h.space, h.kind, h.received_at, h.snippet
+                    );
+                }
+            }
+        }
+        Command::Reindex { space } => {
+            let space_id = match space {
+                Some(s) => Some(
+                    app.db
+                        .run(move |c| {
+                            db::spaces::find(c, &s)
+                                .map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))
+                        })
+                        .await?
+                        .id,
+                ),
+                None => None,
+            };
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} documents ({per_sec}, {eta} left)",
+                )
+                .expect("constant template"),
+            );
+            let app2 = app.clone();
+            let b = bar.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                crate::search::indexer::rebuild(&app2, space_id, |done, total| {
+                    b.set_length(total);
+                    b.set_position(done);
+                })
+            })
+            .await?;
+            bar.finish_and_clear();
+            match result {
+                Ok(n) => println!("reindexed {n} documents"),
+                Err(e) if matches!(e.downcast_ref(), Some(crate::search::SearchError::Locked)) => {
+                    // The running server holds the index: let it do the work.
+                    let n = app
+                        .db
+                        .run(move |c| {
+                            let tx = db::write_tx(c)?;
+                            let n = db::search::mark_all_dirty(&tx, space_id)?;
+                            tx.commit()?;
+                            Ok(n)
+                        })
+                        .await?;
+                    println!(
+                        "the server is running: it will reindex {n} documents in the background"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Command::Token(TokenCommand::Create { user, name }) => {
+            let token = auth::random_token();
+            let hash = auth::token_hash(&token);
+            app.db
+                .run(move |c| {
+                    let u = db::users::find(c, &user)
+                        .map_err(|_| db::DbError::Invalid(format!("no user {user:?}")))?;
+                    db::users::create_token(c, &hash, u.id, &name)
+                })
+                .await?;
+            println!("{token}");
         }
         Command::Telegram(cmd) => {
             let tg = app.telegram.as_ref().context(

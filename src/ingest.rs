@@ -157,6 +157,7 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
     if queued > 0 || linked.is_some() {
         app.jobs_added.notify_waiters();
     }
+    app.index_dirty.notify_waiters();
     if linked.is_some() {
         if let Some(tg) = &app.telegram {
             // Best effort: the binding is already committed.
@@ -307,7 +308,7 @@ pub async fn download(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
             "same content already in the album"
         );
     }
-    app.jobs_added.notify_waiters();
+    app.changed();
     Ok(())
 }
 
@@ -375,6 +376,7 @@ pub async fn thumbnail(app: &Arc<App>, payload: &Value) -> Result<(), JobError> 
     app.db
         .run(move |c| db::media::set_blob_meta(c, &key, &meta))
         .await?;
+    app.index_dirty.notify_waiters();
     Ok(())
 }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod imaging;
 pub mod ingest;
 pub mod jobs;
+pub mod search;
 pub mod telegram;
 pub mod vault;
 pub mod web;
@@ -33,6 +34,10 @@ pub struct App {
     pub telegram: Option<telegram::Telegram>,
     /// Wakes job workers when this process adds jobs.
     pub jobs_added: tokio::sync::Notify,
+    /// The search index.
+    pub search: Arc<search::Search>,
+    /// Wakes the indexer when this process queues documents.
+    pub index_dirty: tokio::sync::Notify,
 }
 
 /// Paths inside the data directory.
@@ -41,6 +46,12 @@ pub fn db_path(config: &Config) -> PathBuf {
 }
 
 impl App {
+    /// Wakes the job workers and the indexer after this process changed data.
+    pub fn changed(&self) {
+        self.jobs_added.notify_waiters();
+        self.index_dirty.notify_waiters();
+    }
+
     /// Creates the data directory, opens (and migrates) the database and the vault.
     ///
     /// # Errors
@@ -56,12 +67,15 @@ impl App {
         let db = db::Db::open(&db_path(&config))?;
         let vault = vault::Vault::open(config.data_dir.join("vault"))?;
         let telegram = telegram::Telegram::from_config(&config);
+        let search = Arc::new(search::Search::open(&config.data_dir.join("index"))?);
         Ok(Arc::new(App {
             config,
             db,
             vault,
             telegram,
             jobs_added: tokio::sync::Notify::new(),
+            search,
+            index_dirty: tokio::sync::Notify::new(),
         }))
     }
 }
@@ -86,6 +100,10 @@ pub async fn serve(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = jobs::spawn_workers(app.clone(), app.config.job_workers, stop_rx.clone());
+    tasks.push(tokio::spawn(search::indexer::run(
+        app.clone(),
+        stop_rx.clone(),
+    )));
     match (app.config.effective_telegram_mode(), &app.telegram) {
         (Some(config::TelegramMode::Polling), Some(_)) => {
             tasks.push(tokio::spawn(telegram::polling::run(

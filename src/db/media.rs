@@ -118,6 +118,7 @@ pub fn upsert_message(conn: &Connection, m: &NewMessage) -> DbResult<i64> {
         ],
         |r| r.get(0),
     )?;
+    super::search::mark_dirty(conn, &[super::search::message_key(id)])?;
     Ok(id)
 }
 
@@ -188,10 +189,16 @@ pub fn insert_media(conn: &Connection, m: &NewMedia) -> DbResult<Option<MediaId>
         return Ok(Some(MediaId(conn.last_insert_rowid())));
     }
     if m.caption.is_some() {
-        conn.execute(
-            "UPDATE media SET caption = ?3 WHERE space_id = ?1 AND file_unique_id = ?2",
-            params![m.space.0, m.file_unique_id, m.caption],
-        )?;
+        let id: Option<i64> = conn
+            .query_row(
+                "UPDATE media SET caption = ?3 WHERE space_id = ?1 AND file_unique_id = ?2 RETURNING id",
+                params![m.space.0, m.file_unique_id, m.caption],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = id {
+            super::search::mark_dirty(conn, &[super::search::media_key(id)])?;
+        }
     }
     Ok(None)
 }
@@ -286,6 +293,7 @@ pub fn attach_blob(
             |r| r.get(0),
         )
         .optional()?;
+    mark_media_dirty(conn, &[Some(id.0), existing])?;
     let existing_first = match existing {
         Some(other) => arrival(conn, other)? < arrival(conn, id.0)?,
         None => false,
@@ -318,13 +326,66 @@ pub fn attach_blob(
     }
 }
 
+/// Queues the search documents of media items and of their messages (a
+/// caption is searched on the media item when it is stored, else on the message).
+fn mark_media_dirty(conn: &Connection, ids: &[Option<i64>]) -> DbResult<()> {
+    for id in ids.iter().flatten() {
+        let message: Option<i64> = conn
+            .query_row("SELECT message_id FROM media WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .flatten();
+        let mut keys = vec![super::search::media_key(*id)];
+        keys.extend(message.map(super::search::message_key));
+        super::search::mark_dirty(conn, &keys)?;
+    }
+    Ok(())
+}
+
 /// Marks a media item failed with a message saying why (shown in the UI).
 pub fn mark_failed(conn: &Connection, id: MediaId, error: &str) -> DbResult<()> {
     conn.execute(
         "UPDATE media SET state = 'failed', error = ?2 WHERE id = ?1 AND state <> 'stored'",
         params![id.0, error],
     )?;
-    Ok(())
+    mark_media_dirty(conn, &[Some(id.0)])
+}
+
+/// Deletes an album item of a space: it leaves the album and the search
+/// results. The blob stays in the vault (other items may share it).
+///
+/// # Errors
+/// [`DbError::NotFound`] when the item is not a stored item of this space.
+pub fn delete(conn: &Connection, scope: &SpaceScope, id: MediaId) -> DbResult<()> {
+    let n = conn.execute(
+        "UPDATE media SET state = 'deleted' WHERE id = ?1 AND space_id = ?2 AND state = 'stored'",
+        params![id.0, scope.id().0],
+    )?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    // Copies of the same content that pointed at it go with it.
+    conn.execute(
+        "UPDATE media SET state = 'deleted' WHERE duplicate_of = ?1 AND space_id = ?2",
+        params![id.0, scope.id().0],
+    )?;
+    mark_media_dirty(conn, &[Some(id.0)])
+}
+
+/// Deletes a message of a space (it leaves the search results).
+///
+/// # Errors
+/// [`DbError::NotFound`] when the message is not in this space.
+pub fn delete_message(conn: &Connection, scope: &SpaceScope, id: i64) -> DbResult<()> {
+    let n = conn.execute(
+        "UPDATE messages SET deleted_at = ?3 WHERE id = ?1 AND space_id = ?2 AND deleted_at IS NULL",
+        params![id, scope.id().0, now()],
+    )?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    super::search::mark_dirty(conn, &[super::search::message_key(id)])
 }
 
 /// Metadata read from a blob's content.
@@ -363,7 +424,12 @@ pub fn set_blob_meta(conn: &Connection, sha256: &str, m: &BlobMeta) -> DbResult<
             m.thumb_note
         ],
     )?;
-    Ok(())
+    let ids: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM media WHERE sha256 = ?1 AND state = 'stored'")?
+        .query_map([sha256], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let keys: Vec<String> = ids.into_iter().map(super::search::media_key).collect();
+    super::search::mark_dirty(conn, &keys)
 }
 
 /// True when the blob's thumbnails exist.

@@ -12,6 +12,7 @@
 
 pub mod jobs;
 pub mod media;
+pub mod search;
 pub mod spaces;
 pub mod telegram;
 pub mod users;

@@ -127,6 +127,39 @@ pub fn create(conn: &Connection, slug: &str, name: &str) -> DbResult<Space> {
     })
 }
 
+/// Language of a space's texts, for stemming in the search index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// French stemming only.
+    Fr,
+    /// English stemming only.
+    En,
+    /// Both (the default).
+    Both,
+}
+
+impl Language {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Fr => "fr",
+            Language::En => "en",
+            Language::Both => "both",
+        }
+    }
+}
+
+/// Sets the language of a space and queues its documents for re-indexing.
+pub fn set_language(conn: &Connection, space: SpaceId, language: Language) -> DbResult<()> {
+    conn.execute(
+        "UPDATE spaces SET language = ?2 WHERE id = ?1",
+        params![space.0, language.as_str()],
+    )?;
+    super::search::mark_all_dirty(conn, Some(space))?;
+    Ok(())
+}
+
 /// Finds a space by slug.
 pub fn find(conn: &Connection, slug: &str) -> DbResult<Space> {
     conn.query_row(

@@ -128,3 +128,29 @@ pub fn delete_session(conn: &Connection, token_hash: &[u8]) -> DbResult<()> {
     conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now()])?;
     Ok(())
 }
+
+/// Stores an API token (its hash) for a user.
+pub fn create_token(
+    conn: &Connection,
+    token_hash: &[u8],
+    user: UserId,
+    name: &str,
+) -> DbResult<()> {
+    conn.execute(
+        "INSERT INTO api_tokens(token_hash, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![token_hash, user.0, name, now()],
+    )?;
+    Ok(())
+}
+
+/// The user of an API token, if any.
+pub fn token_user(conn: &Connection, token_hash: &[u8]) -> DbResult<Option<User>> {
+    Ok(conn
+        .query_row(
+            "SELECT u.id, u.name, u.is_admin FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = ?1",
+            params![token_hash],
+            user_from_row,
+        )
+        .optional()?)
+}

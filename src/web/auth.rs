@@ -5,6 +5,8 @@
 //! Sessions: the cookie holds 32 random bytes (hex); the database holds only
 //! their SHA-256, so a stolen database does not log anyone in. The cookie is
 //! `HttpOnly`, `SameSite=Lax`, and `Secure` when the public URL is HTTPS.
+//! Scripts use `Authorization: Bearer <token>` with a token from
+//! `appliance token create USER` (also stored hashed).
 //! CSRF: double-submit token; a random `appliance_csrf` cookie
 //! (`SameSite=Strict`, `HttpOnly`) must equal the form's `csrf` field,
 //! compared in constant time.
@@ -118,16 +120,27 @@ impl FromRequestParts<Arc<App>> for CurrentUser {
         if let Some(u) = parts.extensions.get::<CurrentUser>() {
             return Ok(u.clone());
         }
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| token_hash(t.trim()));
         let jar = CookieJar::from_headers(&parts.headers);
-        let user = match jar.get(SESSION_COOKIE) {
-            Some(c) => {
+        let user = match (bearer, jar.get(SESSION_COOKIE)) {
+            (Some(hash), _) => app
+                .db
+                .run(move |conn| db::users::token_user(conn, &hash))
+                .await
+                .map_err(|e| AppError::from(e).into_response())?,
+            (None, Some(c)) => {
                 let hash = token_hash(c.value());
                 app.db
                     .run(move |conn| db::users::session_user(conn, &hash))
                     .await
                     .map_err(|e| AppError::from(e).into_response())?
             }
-            None => None,
+            (None, None) => None,
         };
         match user {
             Some(u) => {

@@ -5,6 +5,7 @@
 //! function of [`crate::db`], render an askama template. Membership is checked
 //! by the [`auth::Member`] extractor, never by hand in a handler.
 
+pub mod api;
 pub mod auth;
 pub mod files;
 pub mod pages;
@@ -42,6 +43,17 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/s/{slug}/media/{id}", get(pages::media))
         .route("/s/{slug}/media/{id}/file", get(files::original))
         .route("/s/{slug}/media/{id}/thumb/{size}", get(files::thumbnail))
+        .route("/s/{slug}/media/{id}/delete", post(pages::delete_media))
+        .route("/search", get(pages::search))
+        .route("/api/v1/search", get(api::search))
+        .route(
+            "/api/v1/spaces/{slug}/media/{id}",
+            axum::routing::delete(api::delete_media),
+        )
+        .route(
+            "/api/v1/spaces/{slug}/messages/{id}",
+            axum::routing::delete(api::delete_message),
+        )
         .route("/admin/chats", get(pages::chats))
         .route("/admin/chats/{chat_id}/bind", post(pages::bind_chat))
         .route("/admin/jobs", get(pages::jobs))

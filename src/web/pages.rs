@@ -222,6 +222,7 @@ struct MediaPage {
     space: Space,
     item: MediaItem,
     chat_title: String,
+    can_delete: bool,
 }
 
 /// `GET /s/{slug}/media/{id}`: one item, full view and details.
@@ -232,6 +233,7 @@ pub async fn media(
     Path((_, id)): Path<(String, i64)>,
 ) -> Result<impl IntoResponse, AppError> {
     let space = scope.space().clone();
+    let can_delete = scope.role() >= Role::Member;
     let item = app
         .db
         .run(move |c| db::media::get(c, &scope, MediaId(id)))
@@ -253,6 +255,7 @@ pub async fn media(
         space,
         item,
         chat_title,
+        can_delete,
     })
 }
 
@@ -389,7 +392,7 @@ pub async fn bind_chat(
             Ok(n)
         })
         .await?;
-    app.jobs_added.notify_waiters();
+    app.changed();
     Ok(Redirect::to("/admin/chats").into_response())
 }
 
@@ -443,4 +446,80 @@ pub async fn retry_job(
     }
     app.jobs_added.notify_waiters();
     Ok(([(header::LOCATION, "/admin/jobs")], StatusCode::SEE_OTHER).into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "search.html")]
+struct SearchResults {
+    user: User,
+    csrf: String,
+    q: String,
+    space: String,
+    spaces: Vec<Space>,
+    hits: Vec<crate::search::Hit>,
+    next: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /search?q=&space=&cursor=`: results mixing thumbnails and messages.
+pub async fn search(
+    State(app): State<Arc<App>>,
+    CurrentUser(user): CurrentUser,
+    csrf: CsrfToken,
+    Query(q): Query<super::api::SearchQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let uid = user.id;
+    let spaces: Vec<Space> = app
+        .db
+        .run(move |c| {
+            Ok(db::spaces::list_for_user(c, uid)?
+                .into_iter()
+                .map(|s| s.space().clone())
+                .collect())
+        })
+        .await?;
+    let (text, space) = (q.q.clone(), q.space.clone().unwrap_or_default());
+    let (hits, next, error) = if text.trim().is_empty() {
+        (Vec::new(), None, None)
+    } else {
+        match super::api::run_search(&app, &user, q).await {
+            Ok(page) => (page.hits, page.next_cursor, None),
+            Err(AppError::BadRequest(m)) => (Vec::new(), None, Some(m)),
+            Err(e) => return Err(e),
+        }
+    };
+    Ok(SearchResults {
+        user,
+        csrf: csrf.0,
+        q: text,
+        space,
+        spaces,
+        hits,
+        next,
+        error,
+    })
+}
+
+/// `POST /s/{slug}/media/{id}/delete`: removes an album item (members and owners).
+pub async fn delete_media(
+    State(app): State<Arc<App>>,
+    Member { scope, .. }: Member,
+    csrf: CsrfToken,
+    Path((slug, id)): Path<(String, i64)>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    auth::check_csrf(&csrf, &f.csrf)?;
+    if scope.role() < Role::Member {
+        return Err(AppError::Forbidden("viewers cannot delete".into()));
+    }
+    app.db
+        .run(move |c| {
+            let tx = db::write_tx(c)?;
+            db::media::delete(&tx, &scope, MediaId(id))?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    app.changed();
+    Ok(Redirect::to(&format!("/s/{slug}")).into_response())
 }

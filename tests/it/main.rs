@@ -3,10 +3,12 @@
 //!
 //! - `telegram`: webhook and polling ingestion end to end, dedup, limits, restarts;
 //! - `web`: login, CSRF, membership checks, file serving;
-//! - `cli`: the command-line contract, through the built binary.
+//! - `cli`: the command-line contract, through the built binary;
+//! - `search`: the index following the database, privacy, crash and rebuild.
 
 mod cli;
 mod common;
 mod fake_bot;
+mod search;
 mod telegram;
 mod web;
