@@ -49,7 +49,7 @@ use crate::db::{search::IndexDoc, spaces::SpaceScope};
 use query::Clause;
 
 /// Bump when the schema or the analysis changes: the index is then rebuilt at start.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Memory budget of the index writer, bytes (tantivy's minimum is 15 MB).
 pub const WRITER_BUDGET: usize = 20_000_000;
@@ -88,12 +88,10 @@ pub struct Fields {
     text: Field,
 }
 
-fn text_field(tokenizer: &str) -> TextOptions {
-    TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(tokenizer)
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-    )
+fn text_field(tokenizer: &str, positions: bool) -> TextOptions {
+    let record = if positions { IndexRecordOption::WithFreqsAndPositions } else { IndexRecordOption::WithFreqs };
+    TextOptions::default()
+        .set_indexing_options(TextFieldIndexing::default().set_tokenizer(tokenizer).set_index_option(record))
 }
 
 fn schema() -> (Schema, Fields) {
@@ -109,11 +107,12 @@ fn schema() -> (Schema, Fields) {
         date: b.add_i64_field("date", num),
         ord: b.add_u64_field("ord", NumericOptions::default().set_fast()),
         has_caption: b.add_u64_field("has_caption", NumericOptions::default().set_indexed()),
-        all: b.add_text_field("all", text_field("fold")),
-        en: b.add_text_field("en", text_field("en")),
-        fr: b.add_text_field("fr", text_field("fr")),
-        sender: b.add_text_field("sender", text_field("fold")),
-        chat: b.add_text_field("chat", text_field("fold")),
+        all: b.add_text_field("all", text_field("fold", true)),
+        // Stems are matched word by word; phrases use `all`.
+        en: b.add_text_field("en", text_field("en", false)),
+        fr: b.add_text_field("fr", text_field("fr", false)),
+        sender: b.add_text_field("sender", text_field("fold", true)),
+        chat: b.add_text_field("chat", text_field("fold", true)),
         text: b.add_text_field("text", STORED),
     };
     (b.build(), fields)
