@@ -28,7 +28,8 @@ use appliance::{
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-const EN_HEAD: &str = "the to and a i you it of is in that for on my this me be with so have just was are
+const EN_HEAD: &str =
+    "the to and a i you it of is in that for on my this me be with so have just was are
 not at we but can do what all your if get like up out no know they about one now will
 good from time love day today there go new how see when thanks think lol he she back
 great here more some going really want happy people got home work them night tomorrow
@@ -37,7 +38,8 @@ birthday dinner meeting tonight call still right last first much best family fri
 guys thank after before because their would could should also very year years life world
 fun baby beautiful team game car house trip beach summer winter coffee lunch party pic
 picture video link check update news school class office city park train late early soon";
-const FR_HEAD: &str = "de la le et les des en un une du que est pour qui dans à par plus pas au sur ne se
+const FR_HEAD: &str =
+    "de la le et les des en un une du que est pour qui dans à par plus pas au sur ne se
 ce il je tu vous nous on elle ils sont avec son sa ses mais comme ou été être avoir fait
 faire très bien aussi tout tous cette leur même merci bonjour bonsoir oui non demain soir
 matin photo maison travail ami amis famille anniversaire dîner réunion
@@ -54,7 +56,10 @@ struct Vocab {
 impl Vocab {
     fn new(head: &str, tail: Vec<String>) -> Self {
         let mut words: Vec<String> = Vec::new();
-        for w in head.split_whitespace().chain(tail.iter().map(String::as_str)) {
+        for w in head
+            .split_whitespace()
+            .chain(tail.iter().map(String::as_str))
+        {
             if !words.iter().rev().take(400).any(|x| x == w) {
                 words.push(w.to_string());
             }
@@ -70,16 +75,23 @@ impl Vocab {
     }
     fn draw(&self, rng: &mut StdRng) -> (usize, &str) {
         let x = rng.random::<f64>() * self.cum.last().unwrap();
-        let i = self.cum.partition_point(|c| *c < x).min(self.words.len() - 1);
+        let i = self
+            .cum
+            .partition_point(|c| *c < x)
+            .min(self.words.len() - 1);
         (i, &self.words[i])
     }
 }
 
 /// Pronounceable synthetic words; French ones carry accents now and then.
 fn tail(rng: &mut StdRng, n: usize, french: bool) -> Vec<String> {
-    let cons = ["b", "c", "d", "f", "g", "l", "m", "n", "p", "r", "s", "t", "v", "ch", "tr", "gr", "pl"];
+    let cons = [
+        "b", "c", "d", "f", "g", "l", "m", "n", "p", "r", "s", "t", "v", "ch", "tr", "gr", "pl",
+    ];
     let vow_en = ["a", "e", "i", "o", "u", "ea", "oo", "y"];
-    let vow_fr = ["a", "e", "i", "o", "u", "é", "è", "ou", "ai", "eau", "ê", "ô"];
+    let vow_fr = [
+        "a", "e", "i", "o", "u", "é", "è", "ou", "ai", "eau", "ê", "ô",
+    ];
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
@@ -87,7 +99,11 @@ fn tail(rng: &mut StdRng, n: usize, french: bool) -> Vec<String> {
         let mut w = String::new();
         for _ in 0..syl {
             w.push_str(cons[rng.random_range(0..cons.len())]);
-            let v = if french { vow_fr[rng.random_range(0..vow_fr.len())] } else { vow_en[rng.random_range(0..vow_en.len())] };
+            let v = if french {
+                vow_fr[rng.random_range(0..vow_fr.len())]
+            } else {
+                vow_en[rng.random_range(0..vow_en.len())]
+            };
             w.push_str(v);
         }
         if rng.random_bool(0.3) {
@@ -113,7 +129,11 @@ fn corpus(n: usize) -> Corpus {
     let mut messages = Vec::with_capacity(n);
     let mut samples: Vec<Vec<(usize, String)>> = Vec::new();
     for i in 0..n {
-        let (main, other) = if rng.random_bool(0.6) { (&en, &fr) } else { (&fr, &en) };
+        let (main, other) = if rng.random_bool(0.6) {
+            (&en, &fr)
+        } else {
+            (&fr, &en)
+        };
         let len = ((rng.random::<f64>() * 1.2 + 1.6).exp() as usize).clamp(1, 60);
         let mut words = Vec::with_capacity(len);
         let mut plain = Vec::new();
@@ -144,7 +164,11 @@ fn corpus(n: usize) -> Corpus {
         let mut terms: Vec<String> = Vec::new();
         if rng.random_bool(0.8) {
             let s = &samples[rng.random_range(0..samples.len())];
-            let cand: Vec<&String> = s.iter().filter(|(r, _)| *r >= 100).map(|(_, w)| w).collect();
+            let cand: Vec<&String> = s
+                .iter()
+                .filter(|(r, _)| *r >= 100)
+                .map(|(_, w)| w)
+                .collect();
             if cand.len() < k {
                 continue;
             }
@@ -170,15 +194,26 @@ fn corpus(n: usize) -> Corpus {
             let v = if rng.random_bool(0.6) { &en } else { &fr };
             let pool = &v.words[30..200.min(v.words.len())];
             let k = [1, 1, 2][rng.random_range(0..3)];
-            (0..k).map(|_| pool[rng.random_range(0..pool.len())].clone()).collect::<Vec<_>>().join(" ")
+            (0..k)
+                .map(|_| pool[rng.random_range(0..pool.len())].clone())
+                .collect::<Vec<_>>()
+                .join(" ")
         })
         .collect();
-    Corpus { messages, queries, heavy }
+    Corpus {
+        messages,
+        queries,
+        heavy,
+    }
 }
 
 fn dir_size(p: &Path) -> u64 {
     std::fs::read_dir(p)
-        .map(|rd| rd.flatten().map(|e| e.metadata().map(|m| m.len()).unwrap_or(0)).sum())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+                .sum()
+        })
         .unwrap_or(0)
 }
 
@@ -206,11 +241,19 @@ fn measure(queries: &[String], mut run: impl FnMut(&str) -> usize) -> Lat {
             t.push(s.elapsed().as_secs_f64() * 1e3);
         }
     }
-    Lat { p50: pct(&mut t, 0.5), p99: pct(&mut t, 0.99), hits: hits / 3 }
+    Lat {
+        p50: pct(&mut t, 0.5),
+        p99: pct(&mut t, 0.99),
+        hits: hits / 3,
+    }
 }
 
 fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
     let root = std::env::temp_dir().join("appliance-bench-search");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root)?;
@@ -261,8 +304,19 @@ fn main() -> anyhow::Result<()> {
     writer.wait_merging_threads()?;
     let build_s = t.elapsed().as_secs_f64();
     let search = Search::open(&idx_dir)?;
-    let scope = [operator_scope(Space { id: SpaceId(1), slug: "family".into(), name: "Family".into() })];
-    let ours = |qs: &[String]| measure(qs, |q| search.search(&scope, &format!("{q} "), 20, None).map(|p| p.hits.len()).unwrap_or(0));
+    let scope = [operator_scope(Space {
+        id: SpaceId(1),
+        slug: "family".into(),
+        name: "Family".into(),
+    })];
+    let ours = |qs: &[String]| {
+        measure(qs, |q| {
+            search
+                .search(&scope, &format!("{q} "), 20, None)
+                .map(|p| p.hits.len())
+                .unwrap_or(0)
+        })
+    };
     let ours_normal = ours(&c.queries);
     let ours_heavy = ours(&c.heavy);
 
@@ -286,15 +340,25 @@ fn main() -> anyhow::Result<()> {
     db.execute_batch("INSERT INTO msg_fts(msg_fts) VALUES('optimize');")?;
     let fts_build_s = t.elapsed().as_secs_f64();
     let fts_bytes: i64 = db
-        .query_row("SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'msg_fts%'", [], |r| r.get(0))
+        .query_row(
+            "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'msg_fts%'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap_or(0);
     let mut st = db.prepare(
         "SELECT m.id, m.body FROM msg_fts JOIN msg m ON m.id = msg_fts.rowid WHERE msg_fts MATCH ?1 ORDER BY rank LIMIT 20",
     )?;
     let mut fts = |qs: &[String]| {
         measure(qs, |q| {
-            let expr = q.split_whitespace().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ");
-            st.query_map([expr], |r| r.get::<_, i64>(0)).map(|rows| rows.count()).unwrap_or(0)
+            let expr = q
+                .split_whitespace()
+                .map(|w| format!("\"{w}\""))
+                .collect::<Vec<_>>()
+                .join(" ");
+            st.query_map([expr], |r| r.get::<_, i64>(0))
+                .map(|rows| rows.count())
+                .unwrap_or(0)
         })
     };
     let fts_normal = fts(&c.queries);
@@ -315,13 +379,28 @@ fn main() -> anyhow::Result<()> {
         fts_bytes as f64 / 1e6,
         dir_size(&idx_dir) as f64 / fts_bytes.max(1) as f64
     );
-    for (name, a, b) in [("1-3 words", &ours_normal, &fts_normal), ("heavy (common words)", &ours_heavy, &fts_heavy)] {
-        println!("| {name}: p50 ms | {:.3} | {:.3} | {:.2} |", a.p50, b.p50, a.p50 / b.p50);
-        println!("| {name}: p99 ms | {:.3} | {:.3} | {:.2} |", a.p99, b.p99, a.p99 / b.p99);
+    for (name, a, b) in [
+        ("1-3 words", &ours_normal, &fts_normal),
+        ("heavy (common words)", &ours_heavy, &fts_heavy),
+    ] {
+        println!(
+            "| {name}: p50 ms | {:.3} | {:.3} | {:.2} |",
+            a.p50,
+            b.p50,
+            a.p50 / b.p50
+        );
+        println!(
+            "| {name}: p99 ms | {:.3} | {:.3} | {:.2} |",
+            a.p99,
+            b.p99,
+            a.p99 / b.p99
+        );
         println!("| {name}: hits per pass | {} | {} | |", a.hits, b.hits);
     }
     println!("\nratio = appliance / FTS5 for times and sizes (below 1 is better), FTS5 / appliance for build rate.");
-    println!("The appliance also folds accents both ways, stems French and English, tolerates one typo,");
+    println!(
+        "The appliance also folds accents both ways, stems French and English, tolerates one typo,"
+    );
     println!("completes the last word and breaks ties by recency; FTS5 does none of these here.");
     Ok(())
 }

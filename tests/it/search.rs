@@ -22,6 +22,20 @@ async fn indexed(server: &TestServer) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
+/// Polls the API until `q` has exactly `n` hits (10 s at most).
+async fn wait_hits(server: &TestServer, token: &str, q: &str, n: usize) {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let (_, v) = api(server, token, &[("q", q), ("limit", "200")]).await;
+        if v["hits"].as_array().map(Vec::len) == Some(n) {
+            return;
+        }
+        last = v;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{q}: expected {n} hits, got {last}");
+}
+
 fn token_for(
     server: &TestServer,
     user: &str,
@@ -449,4 +463,50 @@ async fn kill_9_during_indexing_then_restart_converges_and_reindex_agrees() {
     assert_eq!(ids(&before), ids(&after));
     assert_eq!(ids(&after)[1].len(), 50);
     let _ = json!(null);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_or_foreign_index_is_rebuilt_at_start() {
+    let bot = FakeBot::start().await;
+    let dir = tempdir();
+    let server = TestServer::start(config(dir.path(), &bot)).await;
+    server.space_with_chats("family", &[12345678]);
+    let token = token_for(
+        &server,
+        "alice",
+        Some(("family", appliance::db::spaces::Role::Member)),
+    );
+    for i in 0..30 {
+        let u = text_update(6000 + i, 12345678, &format!("souvenir de vacances {i}"));
+        assert_eq!(server.post_update(&u.to_string(), Some(SECRET)).await, 200);
+    }
+    server.settle().await;
+    indexed(&server).await;
+    let (_, v) = api(&server, &token, &[("q", "vacances"), ("limit", "100")]).await;
+    assert_eq!(v["hits"].as_array().unwrap().len(), 30);
+    server.stop().await;
+
+    // As after restoring a backup: the index is gone.
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let server = TestServer::start(config(dir.path(), &bot)).await;
+    wait_hits(&server, &token, "vacances", 30).await;
+    server.stop().await;
+
+    // As after restoring an older database beside a newer index: another generation.
+    {
+        let c = rusqlite::Connection::open(dir.path().join("appliance.sqlite")).unwrap();
+        c.execute(
+            "UPDATE kv SET value = 'other' WHERE key = 'search.generation'",
+            [],
+        )
+        .unwrap();
+        c.execute(
+            "UPDATE messages SET deleted_at = 1 WHERE id IN (SELECT id FROM messages LIMIT 10)",
+            [],
+        )
+        .unwrap();
+    }
+    let server = TestServer::start(config(dir.path(), &bot)).await;
+    wait_hits(&server, &token, "vacances", 20).await;
+    server.stop().await;
 }
