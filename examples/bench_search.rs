@@ -50,6 +50,8 @@ après avant parce encore déjà toujours jamais rien quelque chose ici";
 
 struct Vocab {
     words: Vec<String>,
+    /// Words of the hand-written head (the most frequent).
+    head: usize,
     cum: Vec<f64>,
 }
 
@@ -64,6 +66,7 @@ impl Vocab {
                 words.push(w.to_string());
             }
         }
+        let head = head.split_whitespace().count().min(words.len());
         let mut acc = 0.0;
         let cum = (1..=words.len())
             .map(|r| {
@@ -71,7 +74,7 @@ impl Vocab {
                 acc
             })
             .collect();
-        Vocab { words, cum }
+        Vocab { words, head, cum }
     }
     fn draw(&self, rng: &mut StdRng) -> (usize, &str) {
         let x = rng.random::<f64>() * self.cum.last().unwrap();
@@ -192,7 +195,7 @@ fn corpus(n: usize) -> Corpus {
     let heavy = (0..200)
         .map(|_| {
             let v = if rng.random_bool(0.6) { &en } else { &fr };
-            let pool = &v.words[30..200.min(v.words.len())];
+            let pool = &v.words[30..200.min(v.head)];
             let k = [1, 1, 2][rng.random_range(0..3)];
             (0..k)
                 .map(|_| pool[rng.random_range(0..pool.len())].clone())

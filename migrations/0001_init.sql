@@ -70,10 +70,15 @@ CREATE TABLE telegram_updates (
 );
 CREATE INDEX telegram_updates_deferred ON telegram_updates(chat_id) WHERE state = 'deferred';
 
+-- Messages from every source. `source` is 'telegram' (the bot), 'telegram_export',
+-- 'whatsapp', 'upload' or 'dir'; (source, chat_id, message_id) identifies a message,
+-- so importing the same export twice adds nothing.
 CREATE TABLE messages (
     id                  INTEGER PRIMARY KEY,
     space_id            INTEGER NOT NULL REFERENCES spaces(id) ON DELETE CASCADE,
+    source              TEXT    NOT NULL DEFAULT 'telegram',
     chat_id             INTEGER NOT NULL,
+    chat_title          TEXT,
     message_id          INTEGER NOT NULL,
     sender_id           INTEGER,
     sender_name         TEXT,
@@ -84,9 +89,9 @@ CREATE TABLE messages (
     media_group_id      TEXT,
     reply_to_message_id INTEGER,
     forward_origin      TEXT,
-    update_id           INTEGER NOT NULL,
+    update_id           INTEGER,
     deleted_at          INTEGER,
-    UNIQUE (chat_id, message_id)
+    UNIQUE (source, chat_id, message_id)
 );
 CREATE INDEX messages_space ON messages(space_id, sent_at);
 

@@ -17,6 +17,7 @@ use crate::{
         self,
         spaces::{Language, Role},
     },
+    import,
     web::auth,
     App,
 };
@@ -86,6 +87,33 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Import history from other apps (idempotent: a second run imports nothing).
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+/// `appliance import ...`
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// A Telegram Desktop "Export chat history" in JSON: its folder, its result.json, or a zip.
+    TelegramExport(ImportArgs),
+    /// A WhatsApp "Export chat": the .zip, or the chat .txt with its media beside it.
+    Whatsapp(ImportArgs),
+    /// A folder tree of photos and videos.
+    Dir(ImportArgs),
+}
+
+/// Arguments of every import.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The export (folder, file or zip).
+    pub path: std::path::PathBuf,
+    /// The space to import into.
+    #[arg(long)]
+    pub space: String,
+    /// Print the summary as one JSON object on the last line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `appliance token ...`
@@ -439,6 +467,75 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     );
                 }
                 Err(e) => return Err(e),
+            }
+        }
+        Command::Import(cmd) => {
+            let (what, args) = match &cmd {
+                ImportCommand::TelegramExport(a) => ("telegram export", a),
+                ImportCommand::Whatsapp(a) => ("whatsapp export", a),
+                ImportCommand::Dir(a) => ("folder", a),
+            };
+            let scope = import::scope(&app, &args.space)?;
+            let path = args.path.clone();
+            let json = args.json;
+            let app2 = app.clone();
+            let summary =
+                tokio::task::spawn_blocking(move || -> anyhow::Result<import::Summary> {
+                    let mut importer = import::Importer::new(app2, scope, what);
+                    let result = match cmd {
+                        ImportCommand::Dir(_) => {
+                            anyhow::ensure!(path.is_dir(), "{} is not a folder", path.display());
+                            import::dir::import(&mut importer, &path)
+                        }
+                        ImportCommand::TelegramExport(_) => {
+                            let root = if path.is_file()
+                                && path.extension().is_some_and(|e| e == "json")
+                            {
+                                path.parent()
+                                    .map(std::path::Path::to_path_buf)
+                                    .unwrap_or_default()
+                            } else {
+                                path.clone()
+                            };
+                            let mut export = import::source::Export::open(&root)?;
+                            import::telegram_export::import(&mut importer, &mut export)
+                        }
+                        ImportCommand::Whatsapp(_) => {
+                            let is_txt = path
+                                .extension()
+                                .is_some_and(|e| e.eq_ignore_ascii_case("txt"));
+                            if is_txt {
+                                let dir = path
+                                    .parent()
+                                    .filter(|p| !p.as_os_str().is_empty())
+                                    .unwrap_or(std::path::Path::new("."));
+                                let name =
+                                    path.file_name().map(|n| n.to_string_lossy().into_owned());
+                                let mut export = import::source::Export::open(dir)?;
+                                import::whatsapp::import(
+                                    &mut importer,
+                                    &mut export,
+                                    name.as_deref(),
+                                )
+                            } else {
+                                let mut export = import::source::Export::open(&path)?;
+                                import::whatsapp::import(&mut importer, &mut export, None)
+                            }
+                        }
+                    };
+                    let summary = importer.finish();
+                    result.map(|_| summary)
+                })
+                .await??;
+            let thumbs = crate::jobs::drain(&app, crate::jobs::kind::THUMBNAIL).await;
+            tracing::debug!(thumbs, "thumbnails made");
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!("{summary}");
+                if summary.messages == 0 && summary.media == 0 {
+                    println!("nothing new: everything in this export was already imported");
+                }
             }
         }
         Command::Token(TokenCommand::Create { user, name }) => {

@@ -136,6 +136,15 @@ fn encode_jpeg(img: &DynamicImage) -> Result<Vec<u8>, String> {
     Ok(out.into_inner())
 }
 
+/// EXIF capture time of a file as Unix seconds (camera local time read as
+/// UTC: EXIF has no zone), when it has one.
+pub fn capture_time(path: &Path) -> Option<i64> {
+    let t = read_exif(path).taken_at?;
+    chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%S")
+        .ok()
+        .map(|d| d.and_utc().timestamp())
+}
+
 /// EXIF capture time and camera, when readable; never fails.
 fn read_exif(path: &Path) -> BlobMeta {
     let mut meta = BlobMeta::default();

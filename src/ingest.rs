@@ -99,7 +99,9 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
                 &tx,
                 &NewMessage {
                     space,
+                    source: "telegram",
                     chat_id: m.chat.id,
+                    chat_title: None,
                     message_id: m.message_id,
                     sender_id: m.sender_id,
                     sender_name: m.sender_name.clone(),
@@ -110,16 +112,17 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
                     media_group_id: m.media_group_id.clone(),
                     reply_to_message_id: m.reply_to_message_id,
                     forward_origin: m.forward_origin.clone(),
-                    update_id,
+                    update_id: Some(update_id),
                 },
-            )?;
+            )?
+            .0;
             let mut queued = 0;
             if let Some(a) = &m.attachment {
                 let new = db::media::insert_media(
                     &tx,
                     &NewMedia {
                         space,
-                        message_row: row,
+                        message_row: Some(row),
                         kind: a.kind,
                         file_id: a.file_id.clone(),
                         file_unique_id: a.file_unique_id.clone(),

@@ -109,6 +109,21 @@ async fn worker(app: Arc<App>, index: usize, mut shutdown: watch::Receiver<bool>
     tracing::debug!(worker = index, "job worker stopped");
 }
 
+/// Runs every due job of one kind in this process, until none is left
+/// (used by imports to make thumbnails before they return). Returns how many ran.
+pub async fn drain(app: &Arc<App>, kind: &'static str) -> usize {
+    let mut n = 0;
+    while let Ok(Some(job)) = app
+        .db
+        .run(move |c| db::jobs::claim_next_of_kind(c, kind))
+        .await
+    {
+        run_one(app, job).await;
+        n += 1;
+    }
+    n
+}
+
 async fn run_one(app: &Arc<App>, job: ClaimedJob) {
     let span = tracing::info_span!("job", id = job.id.0, kind = %job.kind, attempt = job.attempt);
     let _enter = span.enter();

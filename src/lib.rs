@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod imaging;
+pub mod import;
 pub mod ingest;
 pub mod jobs;
 pub mod search;

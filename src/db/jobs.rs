@@ -88,6 +88,29 @@ pub fn claim_next(conn: &Connection) -> DbResult<Option<ClaimedJob>> {
         .optional()?)
 }
 
+/// Claims the next due job of one kind (see [`claim_next`]).
+pub fn claim_next_of_kind(conn: &Connection, kind: &str) -> DbResult<Option<ClaimedJob>> {
+    Ok(conn
+        .query_row(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ?2
+             WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_at_ms <= ?1 AND kind = ?3
+                         ORDER BY run_at_ms, id LIMIT 1)
+             RETURNING id, kind, payload, attempts, max_attempts",
+            params![now_ms(), now(), kind],
+            |r| {
+                let payload: String = r.get(2)?;
+                Ok(ClaimedJob {
+                    id: JobId(r.get(0)?),
+                    kind: r.get(1)?,
+                    payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                    attempt: r.get(3)?,
+                    max_attempts: r.get(4)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
 /// Milliseconds until the next queued job is due (0 if one is due now), or
 /// `None` when the queue is empty.
 pub fn next_due_in_ms(conn: &Connection) -> DbResult<Option<i64>> {

@@ -64,17 +64,21 @@ impl MediaKind {
 pub struct NewMessage {
     /// Space of the chat.
     pub space: SpaceId,
-    /// Telegram chat id.
+    /// Where it comes from: `telegram`, `telegram_export`, `whatsapp`, `upload`, `dir`.
+    pub source: &'static str,
+    /// Chat id within the source (Telegram chat id; a hash of the chat for exports).
     pub chat_id: i64,
-    /// Telegram message id (unique within the chat).
+    /// Chat title, when the source gives one (exports).
+    pub chat_title: Option<String>,
+    /// Message id, unique within the chat of the source.
     pub message_id: i64,
     /// Sender user id.
     pub sender_id: Option<i64>,
     /// Sender display name.
     pub sender_name: Option<String>,
-    /// Unix seconds, the message's `date`.
+    /// Unix seconds, when the message was sent.
     pub sent_at: i64,
-    /// Unix seconds, `edit_date` of an edited message.
+    /// Unix seconds, when it was last edited.
     pub edited_at: Option<i64>,
     /// Text of a text message.
     pub text: Option<String>,
@@ -86,40 +90,59 @@ pub struct NewMessage {
     pub reply_to_message_id: Option<i64>,
     /// Who the message was forwarded from, as a display string.
     pub forward_origin: Option<String>,
-    /// The update that carried it.
-    pub update_id: i64,
+    /// The Telegram update that carried it (bot messages only).
+    pub update_id: Option<i64>,
 }
 
-/// Inserts a message or, when `(chat_id, message_id)` exists, updates it with
-/// the newer text/caption (an edit). Returns the row id.
-pub fn upsert_message(conn: &Connection, m: &NewMessage) -> DbResult<i64> {
-    let id = conn.query_row(
-        "INSERT INTO messages(space_id, chat_id, message_id, sender_id, sender_name, sent_at, edited_at,
-                              text, caption, media_group_id, reply_to_message_id, forward_origin, update_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-         ON CONFLICT(chat_id, message_id) DO UPDATE SET
-             text = excluded.text, caption = excluded.caption,
-             edited_at = coalesce(excluded.edited_at, edited_at), update_id = excluded.update_id
-         RETURNING id",
-        params![
-            m.space.0,
-            m.chat_id,
-            m.message_id,
-            m.sender_id,
-            m.sender_name,
-            m.sent_at,
-            m.edited_at,
-            m.text,
-            m.caption,
-            m.media_group_id,
-            m.reply_to_message_id,
-            m.forward_origin,
-            m.update_id
-        ],
-        |r| r.get(0),
-    )?;
+/// Inserts a message or, when `(source, chat_id, message_id)` exists, updates
+/// it with the newer text/caption (an edit). Returns the row id and whether
+/// the message is new.
+pub fn upsert_message(conn: &Connection, m: &NewMessage) -> DbResult<(i64, bool)> {
+    let existing: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM messages WHERE source = ?1 AND chat_id = ?2 AND message_id = ?3",
+            params![m.source, m.chat_id, m.message_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let id = match existing {
+        Some(id) => {
+            conn.execute(
+                "UPDATE messages SET text = ?2, caption = ?3, edited_at = coalesce(?4, edited_at),
+                                     update_id = coalesce(?5, update_id) WHERE id = ?1",
+                params![id, m.text, m.caption, m.edited_at, m.update_id],
+            )?;
+            id
+        }
+        None => {
+            conn.execute(
+                "INSERT INTO messages(space_id, source, chat_id, chat_title, message_id, sender_id, sender_name,
+                                      sent_at, edited_at, text, caption, media_group_id, reply_to_message_id,
+                                      forward_origin, update_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                params![
+                    m.space.0,
+                    m.source,
+                    m.chat_id,
+                    m.chat_title,
+                    m.message_id,
+                    m.sender_id,
+                    m.sender_name,
+                    m.sent_at,
+                    m.edited_at,
+                    m.text,
+                    m.caption,
+                    m.media_group_id,
+                    m.reply_to_message_id,
+                    m.forward_origin,
+                    m.update_id
+                ],
+            )?;
+            conn.last_insert_rowid()
+        }
+    };
     super::search::mark_dirty(conn, &[super::search::message_key(id)])?;
-    Ok(id)
+    Ok((id, existing.is_none()))
 }
 
 /// A media attachment to record before it is downloaded.
@@ -127,8 +150,8 @@ pub fn upsert_message(conn: &Connection, m: &NewMessage) -> DbResult<i64> {
 pub struct NewMedia {
     /// Space it belongs to.
     pub space: SpaceId,
-    /// `messages.id` of the carrying message.
-    pub message_row: i64,
+    /// `messages.id` of the carrying message (none for a file imported alone).
+    pub message_row: Option<i64>,
     /// Kind.
     pub kind: MediaKind,
     /// Bot API `file_id` (to download).

@@ -120,9 +120,9 @@ pub fn load_doc(conn: &Connection, key: &str) -> DbResult<Option<IndexDoc>> {
         "m" => Ok(conn
             .query_row(
                 "SELECT m.id, m.space_id, m.sent_at, coalesce(nullif(m.text, ''), m.caption, ''),
-                        coalesce(m.sender_name, ''), coalesce(c.title, ''), m.caption IS NOT NULL, s.language
+                        coalesce(m.sender_name, ''), coalesce(m.chat_title, c.title, ''), m.caption IS NOT NULL, s.language
                  FROM messages m JOIN spaces s ON s.id = m.space_id
-                 LEFT JOIN telegram_chats c ON c.chat_id = m.chat_id
+                 LEFT JOIN telegram_chats c ON c.chat_id = m.chat_id AND m.source = 'telegram'
                  WHERE m.id = ?1 AND m.deleted_at IS NULL
                    AND (coalesce(m.text, '') <> '' OR (coalesce(m.caption, '') <> ''
                         AND NOT EXISTS (SELECT 1 FROM media f WHERE f.message_id = m.id
@@ -149,10 +149,12 @@ pub fn load_doc(conn: &Connection, key: &str) -> DbResult<Option<IndexDoc>> {
         "f" => Ok(conn
             .query_row(
                 "SELECT f.space_id, f.kind, f.received_at, coalesce(f.caption, ''), f.file_name,
-                        coalesce(f.sender_name, ''), coalesce(c.title, ''), b.camera, b.mime, s.language
+                        coalesce(f.sender_name, ''), coalesce(msg.chat_title, c.title, ''), b.camera, b.mime,
+                        s.language
                  FROM media f JOIN spaces s ON s.id = f.space_id
                  LEFT JOIN blobs b ON b.sha256 = f.sha256
-                 LEFT JOIN telegram_chats c ON c.chat_id = f.chat_id
+                 LEFT JOIN messages msg ON msg.id = f.message_id
+                 LEFT JOIN telegram_chats c ON c.chat_id = f.chat_id AND coalesce(msg.source, 'telegram') = 'telegram'
                  WHERE f.id = ?1 AND f.state = 'stored'",
                 [id],
                 |r| {

@@ -365,34 +365,23 @@ impl Search {
         };
         let limit = limit.clamp(1, 200);
         let clauses = query::parse(q).map_err(SearchError::BadQuery)?;
-        let (query, ranked) = self.build(&clauses, scopes)?;
         let searcher = self.reader.searcher();
         let want = offset + limit + 1;
-        // Relevance (when the query has words), then recency, then row order:
-        // the same results in the same order however the index is segmented.
-        let date = || (SortByStaticFastValue::<i64>::for_field("date"), Order::Desc);
-        let ord = || (SortByStaticFastValue::<u64>::for_field("ord"), Order::Desc);
-        let mut found: Vec<(f32, i64, DocAddress)> = if ranked {
-            let by = ((SortBySimilarityScore, Order::Desc), date(), ord());
-            searcher
-                .search(&query, &TopDocs::with_limit(want).order_by(by))?
-                .into_iter()
-                .map(|((score, date, _), addr)| (score, date.unwrap_or(0), addr))
-                .collect()
-        } else {
-            searcher
-                .search(&query, &TopDocs::with_limit(want).order_by((date(), ord())))?
-                .into_iter()
-                .map(|((date, _), addr)| (0.0, date.unwrap_or(0), addr))
-                .collect()
-        };
+        // Words as typed first; when they find nothing, again with one typo
+        // allowed (so typos cost nothing when they are not needed).
+        let (mut query, ranked) = self.build(&clauses, scopes, false)?;
+        let mut found = self.top(&searcher, &*query, ranked, want)?;
+        if ranked && found.is_empty() {
+            query = self.build(&clauses, scopes, true)?.0;
+            found = self.top(&searcher, &*query, ranked, want)?;
+        }
         let more = found.len() > offset + limit;
         found.truncate(offset + limit);
         let slugs: HashMap<u64, &str> = scopes
             .iter()
             .map(|s| (s.id().0 as u64, s.space().slug.as_str()))
             .collect();
-        let highlighter = self.highlighter(&clauses)?;
+        let mut highlighter = self.highlighter(&clauses)?;
         let mut hits = Vec::with_capacity(limit);
         for (score, date, addr) in found.into_iter().skip(offset) {
             let doc: TantivyDocument = searcher.doc(addr)?;
@@ -433,6 +422,8 @@ impl Search {
     fn highlighter(&self, clauses: &[Clause]) -> Result<Highlighter, SearchError> {
         let mut h = Highlighter {
             analyzer: self.index.tokenizer_for_field(self.fields.all)?,
+            en: analyzer(Some(Language::English)),
+            fr: analyzer(Some(Language::French)),
             words: Vec::new(),
         };
         let f = self.fields;
@@ -478,6 +469,34 @@ impl Search {
         Ok(h)
     }
 
+    /// The best `want` documents: by relevance (when `ranked`), then recency,
+    /// then row order, so that results and their order do not depend on how
+    /// the index happens to be segmented.
+    fn top(
+        &self,
+        searcher: &tantivy::Searcher,
+        query: &dyn Query,
+        ranked: bool,
+        want: usize,
+    ) -> Result<Vec<(f32, i64, DocAddress)>, SearchError> {
+        let date = || (SortByStaticFastValue::<i64>::for_field("date"), Order::Desc);
+        let ord = || (SortByStaticFastValue::<u64>::for_field("ord"), Order::Desc);
+        Ok(if ranked {
+            let by = ((SortBySimilarityScore, Order::Desc), date(), ord());
+            searcher
+                .search(query, &TopDocs::with_limit(want).order_by(by))?
+                .into_iter()
+                .map(|((score, date, _), addr)| (score, date.unwrap_or(0), addr))
+                .collect()
+        } else {
+            searcher
+                .search(query, &TopDocs::with_limit(want).order_by((date(), ord())))?
+                .into_iter()
+                .map(|((date, _), addr)| (0.0, date.unwrap_or(0), addr))
+                .collect()
+        })
+    }
+
     /// Tokens of `text` through the analyzer of `field`.
     fn tokens(&self, field: Field, text: &str) -> Result<Vec<String>, SearchError> {
         let mut analyzer = self.index.tokenizer_for_field(field)?;
@@ -517,11 +536,12 @@ impl Search {
         })
     }
 
-    /// The alternatives of one word: folded, stemmed EN and FR, one typo, prefix.
+    /// The alternatives of one word: folded, stemmed EN and FR, one typo away
+    /// (with `typos`, 5+ letters), and as a prefix when it is the `last` word.
     fn word(
         &self,
         text: &str,
-        tolerant: bool,
+        typos: bool,
         last: bool,
     ) -> Result<Option<Box<dyn Query>>, SearchError> {
         let f = self.fields;
@@ -552,11 +572,11 @@ impl Search {
                 alts.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), 0.8))));
             }
         }
-        if tolerant && token.chars().count() >= 5 {
+        if typos && token.chars().count() >= 5 {
             let q = FuzzyTermQuery::new(term.clone(), 1, true);
             alts.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), 0.3))));
         }
-        if tolerant && last {
+        if last {
             let q = FuzzyTermQuery::new_prefix(term, 0, false);
             alts.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), 0.3))));
         }
@@ -568,6 +588,7 @@ impl Search {
         &self,
         clauses: &[Clause],
         scopes: &[SpaceScope],
+        typos: bool,
     ) -> Result<(Box<dyn Query>, bool), SearchError> {
         let f = self.fields;
         let filter = |q: Box<dyn Query>| -> (Occur, Box<dyn Query>) {
@@ -600,7 +621,7 @@ impl Search {
                     negated: false,
                     last,
                 } => {
-                    if let Some(q) = self.word(text, true, *last)? {
+                    if let Some(q) = self.word(text, typos, *last)? {
                         all.push((Occur::Must, q));
                         ranked = true;
                     }
@@ -763,6 +784,8 @@ struct HighlightWord {
 /// around the first one.
 struct Highlighter {
     analyzer: TextAnalyzer,
+    en: TextAnalyzer,
+    fr: TextAnalyzer,
     words: Vec<HighlightWord>,
 }
 
@@ -777,9 +800,8 @@ impl Highlighter {
     }
 
     /// An HTML excerpt of at most about `max_chars` characters of `text`, matches in `<b>`.
-    fn snippet(&self, text: &str, max_chars: usize) -> Result<String, SearchError> {
-        let mut en = analyzer(Some(Language::English));
-        let mut fr = analyzer(Some(Language::French));
+    fn snippet(&mut self, text: &str, max_chars: usize) -> Result<String, SearchError> {
+        let (mut en, mut fr) = (self.en.clone(), self.fr.clone());
         let mut marks: Vec<(usize, usize)> = Vec::new();
         let mut analyzer = self.analyzer.clone();
         let mut stream = analyzer.token_stream(text);

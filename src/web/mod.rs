@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod files;
 pub mod pages;
+pub mod upload;
 
 use std::sync::Arc;
 
@@ -31,6 +32,12 @@ pub struct Assets;
 
 /// Every route of the server.
 pub fn router(app: Arc<App>) -> Router {
+    // One upload request may carry many files; each is checked against
+    // max_file_bytes while it streams to disk.
+    let upload_limit = axum::extract::DefaultBodyLimit::max(
+        usize::try_from(app.config.max_file_bytes.saturating_mul(100).max(1 << 30))
+            .unwrap_or(usize::MAX),
+    );
     Router::new()
         .route("/", get(pages::home))
         .route("/healthz", get(healthz))
@@ -44,6 +51,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/s/{slug}/media/{id}/file", get(files::original))
         .route("/s/{slug}/media/{id}/thumb/{size}", get(files::thumbnail))
         .route("/s/{slug}/media/{id}/delete", post(pages::delete_media))
+        // Uploads stream to disk and check the per-file limit as they go; other
+        // routes keep axum's 2 MB body limit.
+        .route("/s/{slug}/upload", post(upload::form).layer(upload_limit))
+        .route(
+            "/api/v1/spaces/{slug}/media",
+            post(upload::api).layer(upload_limit),
+        )
         .route("/search", get(pages::search))
         .route("/api/v1/search", get(api::search))
         .route(

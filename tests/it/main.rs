@@ -9,6 +9,7 @@
 mod cli;
 mod common;
 mod fake_bot;
+mod import;
 mod search;
 mod telegram;
 mod web;
