@@ -441,7 +441,7 @@ pub fn import(
                 omitted,
             } => (sender, text, attachment, omitted),
         };
-        let text = text.trim_end().to_string();
+        let text = text.trim().to_string();
         let ts = at.and_utc().timestamp();
         let base_id = super::stable_id(&[
             &ts.to_string(),

@@ -653,3 +653,34 @@ async fn web_upload_streams_files_into_the_album() {
     );
     server.stop().await;
 }
+
+#[test]
+fn whatsapp_zip_with_attachments_in_french() {
+    let d = data_dir();
+    let photo = fixture_bytes("images/hopper.jpg");
+    let chat = "31/12/2020, 23:58 - Mamie: Bonne année !\n\
+                31/12/2020, 23:59 - Mamie: \u{200e}IMG-20201231-WA0001.jpg (fichier joint)\n\
+                Le feu d'artifice\n\
+                01/01/2021, 00:01 - Papi: <Médias omis>\n\
+                01/01/2021, 00:02 - Papi: VID-20210101-WA0002.mp4 (fichier joint)\n";
+    let z = zip_of(&[
+        ("WhatsApp Chat with Famille.txt", chat.as_bytes()),
+        ("IMG-20201231-WA0001.jpg", &photo),
+    ]);
+    // 4 messages; one medium imported; the omitted one and the missing video are skipped.
+    assert_eq!(
+        import(d.path(), "whatsapp", z.path()),
+        summary(4, 1, 0, 2, 0, 0)
+    );
+    let (_, out, _) = run(d.path(), &["media", "list", "--json"]);
+    let items: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["caption"], "Le feu d'artifice");
+    assert_eq!(items[0]["sender"], "Mamie");
+    assert_eq!(items[0]["received_at"], "2020-12-31T23:59:00Z");
+    assert_eq!(items[0]["sha256"], sha256(&photo));
+    assert_eq!(
+        import(d.path(), "whatsapp", z.path()),
+        summary(0, 0, 1, 2, 0, 0)
+    );
+}
