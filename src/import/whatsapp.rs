@@ -270,6 +270,14 @@ const OMITTED_HINTS: &[&str] = &[
     "bỏ qua",
     "لم يتم إدراج",
     "vynechán",
+    "manquant",
+    "retiré",
+    "non incluso",
+    "esclusa",
+    "ausgelassen",
+    "не добавлен",
+    "الملصقات",
+    "đã bỏ",
 ];
 
 /// Reads `Name: text` (or a system text) after a header. `raw` keeps the marks:

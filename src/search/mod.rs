@@ -49,7 +49,7 @@ use crate::db::{search::IndexDoc, spaces::SpaceScope};
 use query::Clause;
 
 /// Bump when the schema or the analysis changes: the index is then rebuilt at start.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Memory budget of the index writer, bytes (tantivy's minimum is 15 MB).
 pub const WRITER_BUDGET: usize = 20_000_000;
@@ -317,6 +317,7 @@ impl Search {
             Some(d.sender.as_str()),
             Some(d.chat.as_str()),
             d.camera.as_deref(),
+            d.mime.as_deref(),
             Some(d.kind.as_str()),
         ]
         .into_iter()
