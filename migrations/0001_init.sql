@@ -170,3 +170,68 @@ CREATE TABLE index_queue (
     doc_key TEXT    PRIMARY KEY,
     seq     INTEGER NOT NULL
 );
+
+-- The studio inbox: contacts, appointments, conversations and their messages.
+CREATE TABLE contacts (
+    id               INTEGER PRIMARY KEY,
+    space_id         INTEGER NOT NULL REFERENCES spaces(id) ON DELETE CASCADE,
+    name             TEXT    NOT NULL,
+    telegram_user_id INTEGER,
+    email            TEXT,
+    phone            TEXT,
+    created_at       INTEGER NOT NULL,
+    UNIQUE (space_id, telegram_user_id)
+);
+
+CREATE TABLE appointments (
+    id               INTEGER PRIMARY KEY,
+    space_id         INTEGER NOT NULL REFERENCES spaces(id) ON DELETE CASCADE,
+    contact_id       INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    starts_at        INTEGER NOT NULL,
+    duration_minutes INTEGER NOT NULL CHECK (duration_minutes > 0),
+    status           TEXT    NOT NULL DEFAULT 'booked' CHECK (status IN ('booked', 'cancelled', 'done')),
+    notes            TEXT,
+    created_at       INTEGER NOT NULL
+);
+
+CREATE TABLE conversations (
+    id               INTEGER PRIMARY KEY,
+    space_id         INTEGER NOT NULL REFERENCES spaces(id) ON DELETE CASCADE,
+    contact_id       INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    appointment_id   INTEGER UNIQUE REFERENCES appointments(id) ON DELETE SET NULL,
+    title            TEXT,
+    archived         INTEGER NOT NULL DEFAULT 0,
+    last_message_at  INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL
+);
+CREATE INDEX conversations_list ON conversations(space_id, archived, last_message_at);
+
+CREATE TABLE inbox_messages (
+    id              INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    author_kind     TEXT    NOT NULL CHECK (author_kind IN ('staff', 'contact', 'system')),
+    author_user_id  INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    text            TEXT    NOT NULL,
+    created_at      INTEGER NOT NULL,
+    deleted_at      INTEGER,
+    -- Delivery of a staff message to the contact's Telegram: NULL (not bridged), 'pending', 'sent', 'failed'.
+    delivery        TEXT,
+    delivery_error  TEXT
+);
+CREATE INDEX inbox_messages_conversation ON inbox_messages(conversation_id, id);
+
+-- Up to 5 images per message, in the vault.
+CREATE TABLE inbox_attachments (
+    message_id INTEGER NOT NULL REFERENCES inbox_messages(id) ON DELETE CASCADE,
+    position   INTEGER NOT NULL,
+    sha256     TEXT    NOT NULL REFERENCES blobs(sha256),
+    PRIMARY KEY (message_id, position)
+);
+
+-- Per-participant read state: the last message each staff member has read.
+CREATE TABLE conversation_reads (
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    user_id         INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    last_read_id    INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, user_id)
+);

@@ -126,6 +126,9 @@ pub enum TokenCommand {
         /// What the token is for.
         #[arg(long, default_value = "cli")]
         name: String,
+        /// Print `{"token": "..."}`.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -538,7 +541,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Token(TokenCommand::Create { user, name }) => {
+        Command::Token(TokenCommand::Create { user, name, json }) => {
             let token = auth::random_token();
             let hash = auth::token_hash(&token);
             app.db
@@ -548,7 +551,11 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     db::users::create_token(c, &hash, u.id, &name)
                 })
                 .await?;
-            println!("{token}");
+            if json {
+                println!("{}", serde_json::json!({ "token": token }));
+            } else {
+                println!("{token}");
+            }
         }
         Command::Telegram(cmd) => {
             let tg = app.telegram.as_ref().context(

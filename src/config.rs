@@ -112,6 +112,11 @@ pub struct Config {
     pub job_workers: usize,
     /// Log format for `serve`.
     pub log_format: LogFormat,
+    /// Slug of the studio whose inbox receives private chats with the bot
+    /// that are not bound to a space (each sender becomes a contact).
+    pub telegram_inbox_space: Option<String>,
+    /// Inbox conversations with no message for this many days are archived.
+    pub inbox_archive_after_days: i64,
 }
 
 impl Default for Config {
@@ -129,6 +134,8 @@ impl Default for Config {
             max_image_pixels: 100_000_000,
             job_workers: 2,
             log_format: LogFormat::Pretty,
+            telegram_inbox_space: None,
+            inbox_archive_after_days: 90,
         }
     }
 }

@@ -70,8 +70,9 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
         }
     };
     let link_code = m.text.as_deref().and_then(link_code);
+    let inbox_slug = app.config.telegram_inbox_space.clone();
     let chat_id = m.chat.id;
-    let (queued, linked) = app
+    let (queued, linked, inbox) = app
         .db
         .run(move |c| {
             let tx = db::write_tx(c)?;
@@ -84,6 +85,42 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
                     linked = Some(s);
                 }
             }
+            // A private chat with the bot, not bound to a space: a client writing to the studio.
+            if let (None, "private", Some(slug)) = (space, m.chat.kind, inbox_slug.as_deref()) {
+                if let Ok(studio) = db::spaces::find(&tx, slug) {
+                    let name = m
+                        .sender_name
+                        .clone()
+                        .unwrap_or_else(|| m.chat.title.clone());
+                    let contact = db::inbox::contact_for_telegram(
+                        &tx,
+                        studio.id,
+                        m.sender_id.unwrap_or(m.chat.id),
+                        &name,
+                    )?;
+                    let conversation =
+                        db::inbox::open_conversation(&tx, studio.id, contact, &name)?;
+                    let text = match (&m.text, &m.caption, &m.attachment) {
+                        (Some(t), _, _) => t.clone(),
+                        (None, Some(c), Some(a)) => format!("[{}] {c}", a.kind.as_str()),
+                        (None, None, Some(a)) => format!("[{}]", a.kind.as_str()),
+                        (None, Some(c), None) => c.clone(),
+                        (None, None, None) => String::new(),
+                    };
+                    if !text.is_empty() {
+                        db::inbox::add_contact_message(&tx, conversation, &text)?;
+                    }
+                    db::telegram::set_update_state(
+                        &tx,
+                        update_id,
+                        "processed",
+                        Some(m.chat.id),
+                        Some("inbox"),
+                    )?;
+                    tx.commit()?;
+                    return Ok((0, None, Some((studio.id, conversation))));
+                }
+            }
             let Some(space) = space else {
                 db::telegram::set_update_state(
                     &tx,
@@ -93,7 +130,7 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
                     Some("chat not bound to a space"),
                 )?;
                 tx.commit()?;
-                return Ok((0, None));
+                return Ok((0, None, None));
             };
             let row = db::media::upsert_message(
                 &tx,
@@ -154,9 +191,13 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
             }
             db::telegram::set_update_state(&tx, update_id, "processed", Some(m.chat.id), None)?;
             tx.commit()?;
-            Ok((queued, linked))
+            Ok((queued, linked, None))
         })
         .await?;
+    if let Some((space, conversation)) = inbox {
+        crate::inbox::publish_latest(app, space, conversation).await;
+        return Ok(());
+    }
     if queued > 0 || linked.is_some() {
         app.jobs_added.notify_waiters();
     }
@@ -415,6 +456,9 @@ async fn poster(
 
 /// Called once when a job fails for good: records the reason where the user looks.
 pub async fn give_up(app: &Arc<App>, job: &ClaimedJob, error: &str) {
+    if job.kind == crate::inbox::DELIVER_JOB {
+        crate::inbox::delivery_failed(app, &job.payload, error).await;
+    }
     if job.kind == kind::DOWNLOAD {
         if let Some(id) = job.payload.get("media_id").and_then(Value::as_i64) {
             let error = error.to_string();

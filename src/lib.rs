@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod imaging;
 pub mod import;
+pub mod inbox;
 pub mod ingest;
 pub mod jobs;
 pub mod search;
@@ -39,6 +40,8 @@ pub struct App {
     pub search: Arc<search::Search>,
     /// Wakes the indexer when this process queues documents.
     pub index_dirty: tokio::sync::Notify,
+    /// Live inbox events.
+    pub hub: inbox::Hub,
 }
 
 /// Paths inside the data directory.
@@ -77,6 +80,7 @@ impl App {
             jobs_added: tokio::sync::Notify::new(),
             search,
             index_dirty: tokio::sync::Notify::new(),
+            hub: inbox::Hub::default(),
         }))
     }
 }
@@ -102,6 +106,10 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = jobs::spawn_workers(app.clone(), app.config.job_workers, stop_rx.clone());
     tasks.push(tokio::spawn(search::indexer::run(
+        app.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(inbox::housekeeping(
         app.clone(),
         stop_rx.clone(),
     )));

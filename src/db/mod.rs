@@ -10,6 +10,7 @@
 //! reads a space's content takes a scope, and a scope can only be obtained by
 //! checking membership (or by the local operator through the CLI).
 
+pub mod inbox;
 pub mod jobs;
 pub mod media;
 pub mod search;

@@ -224,6 +224,43 @@ pub fn authorize(conn: &Connection, user: UserId, slug: &str) -> DbResult<SpaceS
     .ok_or(DbError::NotFound)
 }
 
+/// The scope of `user` in the space with this id (for routes named by a
+/// conversation or a message rather than a space).
+///
+/// # Errors
+/// [`DbError::NotFound`] when the user is not a member.
+pub fn authorize_id(conn: &Connection, user: UserId, space: SpaceId) -> DbResult<SpaceScope> {
+    conn.query_row(
+        "SELECT s.id, s.slug, s.name, m.role FROM spaces s
+         JOIN memberships m ON m.space_id = s.id WHERE s.id = ?1 AND m.user_id = ?2",
+        params![space.0, user.0],
+        |r| {
+            Ok(SpaceScope {
+                space: space_from_row(r)?,
+                role: Role::parse(&r.get::<_, String>(3)?),
+            })
+        },
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}
+
+/// The language of a space (`fr`, `en` or `both`).
+pub fn language(conn: &Connection, space: SpaceId) -> DbResult<String> {
+    Ok(conn.query_row(
+        "SELECT language FROM spaces WHERE id = ?1",
+        [space.0],
+        |r| r.get(0),
+    )?)
+}
+
+/// Ids of the members of a space.
+pub fn member_ids(conn: &Connection, space: SpaceId) -> DbResult<Vec<UserId>> {
+    let mut st = conn.prepare_cached("SELECT user_id FROM memberships WHERE space_id = ?1")?;
+    let rows = st.query_map([space.0], |r| Ok(UserId(r.get(0)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// A scope for the local operator (CLI): full access to one space.
 pub fn operator_scope(space: Space) -> SpaceScope {
     SpaceScope {

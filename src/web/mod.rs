@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod files;
+pub mod inbox;
 pub mod pages;
 pub mod upload;
 
@@ -68,6 +69,49 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v1/spaces/{slug}/messages/{id}",
             axum::routing::delete(api::delete_message),
         )
+        .route("/api/v1/ws", get(crate::inbox::ws::handshake))
+        .route(
+            "/api/v1/spaces/{slug}/contacts",
+            post(inbox::create_contact).get(inbox::list_contacts),
+        )
+        .route(
+            "/api/v1/spaces/{slug}/appointments",
+            post(inbox::create_appointment).get(inbox::list_appointments),
+        )
+        .route(
+            "/api/v1/appointments/{id}",
+            axum::routing::patch(inbox::update_appointment),
+        )
+        .route(
+            "/api/v1/appointments/{id}/cancel",
+            post(inbox::cancel_appointment),
+        )
+        .route(
+            "/api/v1/spaces/{slug}/conversations",
+            post(inbox::create_conversation).get(inbox::list_conversations),
+        )
+        .route(
+            "/api/v1/conversations/{id}",
+            get(inbox::conversation)
+                .patch(inbox::update_conversation)
+                .delete(inbox::delete_conversation),
+        )
+        .route("/api/v1/conversations/{id}/archive", post(inbox::archive))
+        .route(
+            "/api/v1/conversations/{id}/unarchive",
+            post(inbox::unarchive),
+        )
+        .route("/api/v1/conversations/{id}/read", post(inbox::read))
+        .route(
+            "/api/v1/conversations/{id}/messages",
+            post(inbox::send).get(inbox::list_messages),
+        )
+        .route(
+            "/api/v1/messages/{id}",
+            axum::routing::delete(inbox::delete_message),
+        )
+        .route("/api/v1/messages/{id}/read", post(inbox::read_message))
+        .route("/api/v1/messages/{id}/retry", post(inbox::retry))
         .route("/admin/chats", get(pages::chats))
         .route("/admin/chats/{chat_id}/bind", post(pages::bind_chat))
         .route("/admin/jobs", get(pages::jobs))

@@ -49,6 +49,8 @@ pub struct FakeState {
     pub get_file_errors: HashMap<String, Vec<(u16, Value)>>,
     /// Number of file downloads served, by file path.
     pub downloads: HashMap<String, usize>,
+    /// Scripted error answers for sendMessage, by chat id, consumed one per call.
+    pub send_errors: HashMap<i64, Vec<(u16, Value)>>,
 }
 
 /// A running fake Bot API.
@@ -215,6 +217,26 @@ async fn answer(
             }
         }
         "setwebhook" | "deletewebhook" => ok(json!(true)),
+        "sendmessage"
+            if params["chat_id"].as_i64().is_some_and(|c| {
+                state
+                    .lock()
+                    .unwrap()
+                    .send_errors
+                    .get(&c)
+                    .is_some_and(|l| !l.is_empty())
+            }) =>
+        {
+            let chat = params["chat_id"].as_i64().unwrap();
+            let (status, body) = state
+                .lock()
+                .unwrap()
+                .send_errors
+                .get_mut(&chat)
+                .unwrap()
+                .remove(0);
+            (StatusCode::from_u16(status).unwrap(), Json(body)).into_response()
+        }
         "sendmessage" => ok(json!({
             "message_id": 1, "date": 1700000000,
             "chat": { "id": params["chat_id"], "type": "private", "first_name": "x" },

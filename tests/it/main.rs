@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod fake_bot;
 mod import;
+mod inbox;
 mod search;
 mod telegram;
 mod web;

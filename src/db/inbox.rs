@@ -1,0 +1,650 @@
+//! The studio inbox: contacts, appointments, conversations, messages, read state.
+//!
+//! Every function takes the caller's [`SpaceScope`] and filters on it: an id
+//! from another space is "not found". Times are Unix seconds.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::{now, spaces::SpaceId, spaces::SpaceScope, users::UserId, DbError, DbResult};
+
+/// A client of the studio.
+#[derive(Debug, Clone, Serialize)]
+pub struct Contact {
+    /// Row id.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// Telegram user id, when the contact writes through the bot.
+    pub telegram_user_id: Option<i64>,
+    /// Email.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+}
+
+/// Creates a contact.
+///
+/// # Errors
+/// [`DbError::Conflict`] when another contact of the space has the same Telegram user id.
+pub fn create_contact(
+    conn: &Connection,
+    scope: &SpaceScope,
+    name: &str,
+    telegram_user_id: Option<i64>,
+    email: Option<&str>,
+    phone: Option<&str>,
+) -> DbResult<i64> {
+    if name.trim().is_empty() {
+        return Err(DbError::Invalid("a contact needs a name".into()));
+    }
+    match conn.execute(
+        "INSERT INTO contacts(space_id, name, telegram_user_id, email, phone, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![scope.id().0, name.trim(), telegram_user_id, email, phone, now()],
+    ) {
+        Ok(_) => Ok(conn.last_insert_rowid()),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(DbError::Conflict("a contact with this Telegram user id already exists".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A contact of this space.
+pub fn contact(conn: &Connection, scope: &SpaceScope, id: i64) -> DbResult<Contact> {
+    conn.query_row(
+        "SELECT id, name, telegram_user_id, email, phone FROM contacts WHERE id = ?1 AND space_id = ?2",
+        params![id, scope.id().0],
+        |r| Ok(Contact { id: r.get(0)?, name: r.get(1)?, telegram_user_id: r.get(2)?, email: r.get(3)?, phone: r.get(4)? }),
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}
+
+/// The contacts of a space, by name.
+pub fn list_contacts(conn: &Connection, scope: &SpaceScope) -> DbResult<Vec<Contact>> {
+    let mut st = conn.prepare(
+        "SELECT id, name, telegram_user_id, email, phone FROM contacts WHERE space_id = ?1 ORDER BY name, id",
+    )?;
+    let rows = st.query_map([scope.id().0], |r| {
+        Ok(Contact {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            telegram_user_id: r.get(2)?,
+            email: r.get(3)?,
+            phone: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The contact with this Telegram user id, created (named `name`) if new.
+pub fn contact_for_telegram(
+    conn: &Connection,
+    space: SpaceId,
+    user_id: i64,
+    name: &str,
+) -> DbResult<i64> {
+    if let Some(id) = conn
+        .query_row(
+            "SELECT id FROM contacts WHERE space_id = ?1 AND telegram_user_id = ?2",
+            params![space.0, user_id],
+            |r| r.get(0),
+        )
+        .optional()?
+    {
+        return Ok(id);
+    }
+    conn.execute(
+        "INSERT INTO contacts(space_id, name, telegram_user_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![space.0, name, user_id, now()],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// An appointment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Appointment {
+    /// Row id.
+    pub id: i64,
+    /// The client.
+    pub contact_id: i64,
+    /// Start, RFC 3339 (UTC).
+    pub starts_at: String,
+    /// Length, minutes.
+    pub duration_minutes: i64,
+    /// `booked`, `cancelled` or `done`.
+    pub status: String,
+    /// Free notes.
+    pub notes: Option<String>,
+    /// Its conversation.
+    pub conversation_id: Option<i64>,
+}
+
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Books an appointment and opens its conversation with a system message in
+/// the space's language. Returns `(appointment id, conversation id)`.
+///
+/// # Errors
+/// [`DbError::NotFound`] for a contact of another space; [`DbError::Invalid`] for a bad duration.
+pub fn create_appointment(
+    conn: &Connection,
+    scope: &SpaceScope,
+    contact_id: i64,
+    starts_at: i64,
+    duration_minutes: i64,
+    notes: Option<&str>,
+) -> DbResult<(i64, i64)> {
+    let c = contact(conn, scope, contact_id)?;
+    if !(1..=24 * 60).contains(&duration_minutes) {
+        return Err(DbError::Invalid(
+            "duration_minutes must be between 1 and 1440".into(),
+        ));
+    }
+    conn.execute(
+        "INSERT INTO appointments(space_id, contact_id, starts_at, duration_minutes, notes, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![scope.id().0, c.id, starts_at, duration_minutes, notes, now()],
+    )?;
+    let appointment = conn.last_insert_rowid();
+    let t = now();
+    conn.execute(
+        "INSERT INTO conversations(space_id, contact_id, appointment_id, title, last_message_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![scope.id().0, c.id, appointment, c.name, t],
+    )?;
+    let conversation = conn.last_insert_rowid();
+    let when = chrono::DateTime::from_timestamp(starts_at, 0).unwrap_or_default();
+    let text = if super::spaces::language(conn, scope.id())? == "fr" {
+        format!(
+            "Rendez-vous réservé pour {} le {} à {} UTC ({} min).",
+            c.name,
+            when.format("%d/%m/%Y"),
+            when.format("%H:%M"),
+            duration_minutes
+        )
+    } else {
+        format!(
+            "Appointment booked for {} on {} at {} UTC ({} min).",
+            c.name,
+            when.format("%Y-%m-%d"),
+            when.format("%H:%M"),
+            duration_minutes
+        )
+    };
+    insert_message(conn, conversation, "system", None, &text, None)?;
+    Ok((appointment, conversation))
+}
+
+/// The appointments of a space, soonest first.
+pub fn list_appointments(conn: &Connection, scope: &SpaceScope) -> DbResult<Vec<Appointment>> {
+    let mut st = conn.prepare(
+        "SELECT a.id, a.contact_id, a.starts_at, a.duration_minutes, a.status, a.notes, c.id
+         FROM appointments a LEFT JOIN conversations c ON c.appointment_id = a.id
+         WHERE a.space_id = ?1 ORDER BY a.starts_at, a.id",
+    )?;
+    let rows = st.query_map([scope.id().0], |r| {
+        Ok(Appointment {
+            id: r.get(0)?,
+            contact_id: r.get(1)?,
+            starts_at: rfc3339(r.get(2)?),
+            duration_minutes: r.get(3)?,
+            status: r.get(4)?,
+            notes: r.get(5)?,
+            conversation_id: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Changes an appointment (only the fields given). Returns its conversation.
+pub fn update_appointment(
+    conn: &Connection,
+    scope: &SpaceScope,
+    id: i64,
+    starts_at: Option<i64>,
+    duration_minutes: Option<i64>,
+    status: Option<&str>,
+    notes: Option<&str>,
+) -> DbResult<Option<i64>> {
+    if let Some(s) = status {
+        if !["booked", "cancelled", "done"].contains(&s) {
+            return Err(DbError::Invalid(
+                "status is booked, cancelled or done".into(),
+            ));
+        }
+    }
+    let n = conn.execute(
+        "UPDATE appointments SET starts_at = coalesce(?3, starts_at), duration_minutes = coalesce(?4, duration_minutes),
+                                 status = coalesce(?5, status), notes = coalesce(?6, notes)
+         WHERE id = ?1 AND space_id = ?2",
+        params![id, scope.id().0, starts_at, duration_minutes, status, notes],
+    )?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(conn
+        .query_row(
+            "SELECT id FROM conversations WHERE appointment_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// A conversation as listed, for one user (unread count is per user).
+#[derive(Debug, Clone, Serialize)]
+pub struct Conversation {
+    /// Row id.
+    pub id: i64,
+    /// The client.
+    pub contact_id: i64,
+    /// The client's name.
+    pub contact_name: String,
+    /// Title.
+    pub title: Option<String>,
+    /// Its appointment, if any.
+    pub appointment_id: Option<i64>,
+    /// Messages this user has not read (written by others).
+    pub unread_count: i64,
+    /// Archived.
+    pub archived: bool,
+    /// RFC 3339 time of the last message.
+    pub last_message_at: String,
+    #[serde(skip)]
+    last_message_ts: i64,
+}
+
+const CONVERSATION_COLUMNS: &str = "c.id, c.contact_id, ct.name, c.title, c.appointment_id,
+    (SELECT count(*) FROM inbox_messages m WHERE m.conversation_id = c.id AND m.deleted_at IS NULL
+       AND m.id > coalesce((SELECT last_read_id FROM conversation_reads r WHERE r.conversation_id = c.id AND r.user_id = ?2), 0)
+       AND NOT (m.author_kind = 'staff' AND m.author_user_id IS ?2)),
+    c.archived, c.last_message_at";
+
+fn conversation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conversation> {
+    let t: i64 = r.get(7)?;
+    Ok(Conversation {
+        id: r.get(0)?,
+        contact_id: r.get(1)?,
+        contact_name: r.get(2)?,
+        title: r.get(3)?,
+        appointment_id: r.get(4)?,
+        unread_count: r.get(5)?,
+        archived: r.get(6)?,
+        last_message_at: rfc3339(t),
+        last_message_ts: t,
+    })
+}
+
+/// Opens a conversation with a contact of the space.
+pub fn create_conversation(
+    conn: &Connection,
+    scope: &SpaceScope,
+    contact_id: i64,
+    title: Option<&str>,
+) -> DbResult<i64> {
+    let c = contact(conn, scope, contact_id)?;
+    let t = now();
+    conn.execute(
+        "INSERT INTO conversations(space_id, contact_id, title, last_message_at, created_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![scope.id().0, c.id, title.unwrap_or(&c.name), t],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The space of a conversation (to authorize routes named by conversation).
+pub fn conversation_space(conn: &Connection, id: i64) -> DbResult<SpaceId> {
+    conn.query_row(
+        "SELECT space_id FROM conversations WHERE id = ?1",
+        [id],
+        |r| Ok(SpaceId(r.get(0)?)),
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}
+
+/// The conversation of a message and its space.
+pub fn message_conversation(conn: &Connection, message: i64) -> DbResult<(i64, SpaceId)> {
+    conn.query_row(
+        "SELECT c.id, c.space_id FROM inbox_messages m JOIN conversations c ON c.id = m.conversation_id WHERE m.id = ?1",
+        [message],
+        |r| Ok((r.get(0)?, SpaceId(r.get(1)?))),
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}
+
+/// One page of conversations (20 by default), most recent activity first.
+/// The cursor is `"<last_message_at>-<id>"` of the last item.
+pub fn list_conversations(
+    conn: &Connection,
+    scope: &SpaceScope,
+    user: UserId,
+    archived: bool,
+    cursor: Option<(i64, i64)>,
+    limit: i64,
+) -> DbResult<(Vec<Conversation>, Option<String>)> {
+    let (at, id) = cursor.unwrap_or((i64::MAX, i64::MAX));
+    let sql = format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+         WHERE c.space_id = ?1 AND c.archived = ?3 AND (c.last_message_at, c.id) < (?4, ?5)
+         ORDER BY c.last_message_at DESC, c.id DESC LIMIT ?6"
+    );
+    let mut st = conn.prepare(&sql)?;
+    let items: Vec<Conversation> = st
+        .query_map(
+            params![scope.id().0, user.0, archived, at, id, limit + 1],
+            conversation_from_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    let mut items = items;
+    let next = (items.len() as i64 > limit).then(|| {
+        items.truncate(limit as usize);
+        let last = items.last().expect("non-empty");
+        format!("{}-{}", last.last_message_ts, last.id)
+    });
+    Ok((items, next))
+}
+
+/// One conversation for one user.
+pub fn conversation(
+    conn: &Connection,
+    scope: &SpaceScope,
+    user: UserId,
+    id: i64,
+) -> DbResult<Conversation> {
+    let sql = format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+         WHERE c.space_id = ?1 AND c.id = ?3"
+    );
+    conn.query_row(
+        &sql,
+        params![scope.id().0, user.0, id],
+        conversation_from_row,
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}
+
+/// Renames, archives or unarchives a conversation.
+pub fn update_conversation(
+    conn: &Connection,
+    scope: &SpaceScope,
+    id: i64,
+    title: Option<&str>,
+    archived: Option<bool>,
+) -> DbResult<()> {
+    let n = conn.execute(
+        "UPDATE conversations SET title = coalesce(?3, title), archived = coalesce(?4, archived) WHERE id = ?1 AND space_id = ?2",
+        params![id, scope.id().0, title, archived],
+    )?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// Deletes a conversation and its messages.
+pub fn delete_conversation(conn: &Connection, scope: &SpaceScope, id: i64) -> DbResult<()> {
+    let n = conn.execute(
+        "DELETE FROM conversations WHERE id = ?1 AND space_id = ?2",
+        params![id, scope.id().0],
+    )?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// A message of a conversation.
+#[derive(Debug, Clone, Serialize)]
+pub struct InboxMessage {
+    /// Row id.
+    pub id: i64,
+    /// Its conversation.
+    pub conversation_id: i64,
+    /// `staff`, `contact` or `system`.
+    pub author_kind: String,
+    /// The staff member who wrote it.
+    pub author_user_id: Option<i64>,
+    /// Text.
+    pub text: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Telegram delivery of a staff message: `pending`, `sent`, `failed`, or none.
+    pub delivery: Option<String>,
+    /// Why the delivery failed.
+    pub delivery_error: Option<String>,
+}
+
+fn insert_message(
+    conn: &Connection,
+    conversation: i64,
+    author: &str,
+    user: Option<UserId>,
+    text: &str,
+    delivery: Option<&str>,
+) -> DbResult<i64> {
+    let t = now();
+    conn.execute(
+        "INSERT INTO inbox_messages(conversation_id, author_kind, author_user_id, text, created_at, delivery)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![conversation, author, user.map(|u| u.0), text, t, delivery],
+    )?;
+    let id = conn.last_insert_rowid();
+    // A new message brings an archived conversation back.
+    conn.execute(
+        "UPDATE conversations SET last_message_at = ?2, archived = 0 WHERE id = ?1",
+        params![conversation, t],
+    )?;
+    Ok(id)
+}
+
+/// Adds a message to a conversation of the space. A staff message to a
+/// contact reachable on Telegram starts with delivery `pending`.
+pub fn add_message(
+    conn: &Connection,
+    scope: &SpaceScope,
+    conversation: i64,
+    author: &str,
+    user: Option<UserId>,
+    text: &str,
+) -> DbResult<(i64, bool)> {
+    if text.trim().is_empty() {
+        return Err(DbError::Invalid("a message needs text".into()));
+    }
+    if text.len() > 4096 {
+        return Err(DbError::Invalid(
+            "a message is at most 4096 bytes (Telegram's limit)".into(),
+        ));
+    }
+    let telegram: Option<Option<i64>> = conn
+        .query_row(
+            "SELECT ct.telegram_user_id FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+             WHERE c.id = ?1 AND c.space_id = ?2",
+            params![conversation, scope.id().0],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(telegram) = telegram else {
+        return Err(DbError::NotFound);
+    };
+    let bridged = author == "staff" && telegram.is_some();
+    let id = insert_message(
+        conn,
+        conversation,
+        author,
+        user,
+        text,
+        bridged.then_some("pending"),
+    )?;
+    Ok((id, bridged))
+}
+
+/// A message arriving from a contact (the Telegram bridge): no scope, the system acts.
+pub fn add_contact_message(conn: &Connection, conversation: i64, text: &str) -> DbResult<i64> {
+    insert_message(conn, conversation, "contact", None, text, None)
+}
+
+/// The open conversation of a contact (most recent, unarchived), created if none.
+pub fn open_conversation(
+    conn: &Connection,
+    space: SpaceId,
+    contact: i64,
+    title: &str,
+) -> DbResult<i64> {
+    if let Some(id) = conn
+        .query_row(
+            "SELECT id FROM conversations WHERE space_id = ?1 AND contact_id = ?2 AND archived = 0
+             ORDER BY last_message_at DESC LIMIT 1",
+            params![space.0, contact],
+            |r| r.get(0),
+        )
+        .optional()?
+    {
+        return Ok(id);
+    }
+    let t = now();
+    conn.execute(
+        "INSERT INTO conversations(space_id, contact_id, title, last_message_at, created_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![space.0, contact, title, t],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InboxMessage> {
+    Ok(InboxMessage {
+        id: r.get(0)?,
+        conversation_id: r.get(1)?,
+        author_kind: r.get(2)?,
+        author_user_id: r.get(3)?,
+        text: r.get(4)?,
+        created_at: rfc3339(r.get(5)?),
+        delivery: r.get(6)?,
+        delivery_error: r.get(7)?,
+    })
+}
+
+/// One page of messages (50 by default), newest first; the cursor is the last id shown.
+pub fn list_messages(
+    conn: &Connection,
+    scope: &SpaceScope,
+    conversation: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> DbResult<(Vec<InboxMessage>, Option<String>)> {
+    conversation_space(conn, conversation).and_then(|s| {
+        if s == scope.id() {
+            Ok(())
+        } else {
+            Err(DbError::NotFound)
+        }
+    })?;
+    let mut st = conn.prepare(
+        "SELECT id, conversation_id, author_kind, author_user_id, text, created_at, delivery, delivery_error
+         FROM inbox_messages WHERE conversation_id = ?1 AND deleted_at IS NULL AND id < ?2 ORDER BY id DESC LIMIT ?3",
+    )?;
+    let mut items: Vec<InboxMessage> = st
+        .query_map(
+            params![conversation, before.unwrap_or(i64::MAX), limit + 1],
+            message_from_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    let next = (items.len() as i64 > limit).then(|| {
+        items.truncate(limit as usize);
+        items.last().expect("non-empty").id.to_string()
+    });
+    Ok((items, next))
+}
+
+/// One message of the space.
+pub fn message(conn: &Connection, scope: &SpaceScope, id: i64) -> DbResult<InboxMessage> {
+    conn.query_row(
+        "SELECT m.id, m.conversation_id, m.author_kind, m.author_user_id, m.text, m.created_at, m.delivery, m.delivery_error
+         FROM inbox_messages m JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.id = ?1 AND c.space_id = ?2 AND m.deleted_at IS NULL",
+        params![id, scope.id().0],
+        message_from_row,
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}
+
+/// Marks a conversation read by a user up to a message (default: the latest). Returns that message id.
+pub fn mark_read(
+    conn: &Connection,
+    scope: &SpaceScope,
+    conversation: i64,
+    user: UserId,
+    up_to: Option<i64>,
+) -> DbResult<i64> {
+    conversation_space(conn, conversation).and_then(|s| {
+        if s == scope.id() {
+            Ok(())
+        } else {
+            Err(DbError::NotFound)
+        }
+    })?;
+    let last: i64 = conn.query_row(
+        "SELECT coalesce(max(id), 0) FROM inbox_messages WHERE conversation_id = ?1 AND id <= ?2",
+        params![conversation, up_to.unwrap_or(i64::MAX)],
+        |r| r.get(0),
+    )?;
+    conn.execute(
+        "INSERT INTO conversation_reads(conversation_id, user_id, last_read_id) VALUES (?1, ?2, ?3)
+         ON CONFLICT(conversation_id, user_id) DO UPDATE SET last_read_id = max(last_read_id, excluded.last_read_id)",
+        params![conversation, user.0, last],
+    )?;
+    Ok(last)
+}
+
+/// Deletes a message of the space; returns its conversation.
+pub fn delete_message(conn: &Connection, scope: &SpaceScope, id: i64) -> DbResult<i64> {
+    let m = message(conn, scope, id)?;
+    conn.execute(
+        "UPDATE inbox_messages SET deleted_at = ?2 WHERE id = ?1",
+        params![id, now()],
+    )?;
+    Ok(m.conversation_id)
+}
+
+/// What the Telegram bridge needs to deliver a staff message: `(text, chat id)`.
+pub fn delivery_target(conn: &Connection, message: i64) -> DbResult<(String, i64, String)> {
+    conn.query_row(
+        "SELECT m.text, ct.telegram_user_id, coalesce(m.delivery, '') FROM inbox_messages m
+         JOIN conversations c ON c.id = m.conversation_id JOIN contacts ct ON ct.id = c.contact_id
+         WHERE m.id = ?1 AND m.deleted_at IS NULL AND ct.telegram_user_id IS NOT NULL",
+        [message],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}
+
+/// Records a delivery outcome.
+pub fn set_delivery(
+    conn: &Connection,
+    message: i64,
+    state: &str,
+    error: Option<&str>,
+) -> DbResult<()> {
+    conn.execute(
+        "UPDATE inbox_messages SET delivery = ?2, delivery_error = ?3 WHERE id = ?1",
+        params![message, state, error],
+    )?;
+    Ok(())
+}
+
+/// Archives conversations of every space with no message since `days` days
+/// before `now` (Unix seconds). Returns how many.
+pub fn archive_stale(conn: &Connection, now: i64, days: i64) -> DbResult<usize> {
+    Ok(conn.execute(
+        "UPDATE conversations SET archived = 1 WHERE archived = 0 AND last_message_at < ?1",
+        [now - days * 86_400],
+    )?)
+}

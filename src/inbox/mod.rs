@@ -1,0 +1,299 @@
+//! The studio inbox's live side: the event hub behind `GET /api/v1/ws`,
+//! presence, typing, and the Telegram bridge's delivery job.
+//!
+//! Events go to the members of the studio they concern and to no one else:
+//! the hub keeps one broadcast channel per space, and a WebSocket session
+//! subscribes only to the spaces of its user (checked at the handshake).
+//! Several sessions (tabs) of one user are one presence: `presence.online`
+//! when the first opens, `presence.offline` when the last closes.
+
+pub mod ws;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::{
+    db::{self, inbox::InboxMessage, spaces::SpaceId, users::UserId},
+    jobs::JobError,
+    App,
+};
+
+/// An event, as sent to WebSocket clients (`{"type": "...", ...ids}`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    /// A message was added.
+    #[serde(rename = "message.created")]
+    MessageCreated {
+        /// Conversation.
+        conversation_id: i64,
+        /// The message.
+        message: InboxMessage,
+    },
+    /// A message was deleted.
+    #[serde(rename = "message.deleted")]
+    MessageDeleted {
+        /// Conversation.
+        conversation_id: i64,
+        /// Message.
+        message_id: i64,
+    },
+    /// A user read up to a message.
+    #[serde(rename = "message.read")]
+    MessageRead {
+        /// Conversation.
+        conversation_id: i64,
+        /// Reader.
+        user_id: i64,
+        /// Last message read.
+        message_id: i64,
+    },
+    /// A user read a whole conversation.
+    #[serde(rename = "conversation.read")]
+    ConversationRead {
+        /// Conversation.
+        conversation_id: i64,
+        /// Reader.
+        user_id: i64,
+    },
+    /// A conversation changed (title, archive state, a delivery outcome).
+    #[serde(rename = "conversation.updated")]
+    ConversationUpdated {
+        /// Conversation.
+        conversation_id: i64,
+    },
+    /// Someone started typing.
+    #[serde(rename = "typing.started")]
+    TypingStarted {
+        /// Conversation.
+        conversation_id: i64,
+        /// Who.
+        user_id: i64,
+    },
+    /// Someone stopped typing.
+    #[serde(rename = "typing.stopped")]
+    TypingStopped {
+        /// Conversation.
+        conversation_id: i64,
+        /// Who.
+        user_id: i64,
+    },
+    /// A member's first session opened.
+    #[serde(rename = "presence.online")]
+    PresenceOnline {
+        /// Who.
+        user_id: i64,
+    },
+    /// A member's last session closed.
+    #[serde(rename = "presence.offline")]
+    PresenceOffline {
+        /// Who.
+        user_id: i64,
+    },
+}
+
+impl Event {
+    /// The conversation an event concerns, if any.
+    pub fn conversation(&self) -> Option<i64> {
+        match self {
+            Event::MessageCreated {
+                conversation_id, ..
+            }
+            | Event::MessageDeleted {
+                conversation_id, ..
+            }
+            | Event::MessageRead {
+                conversation_id, ..
+            }
+            | Event::ConversationRead {
+                conversation_id, ..
+            }
+            | Event::ConversationUpdated { conversation_id }
+            | Event::TypingStarted {
+                conversation_id, ..
+            }
+            | Event::TypingStopped {
+                conversation_id, ..
+            } => Some(*conversation_id),
+            Event::PresenceOnline { .. } | Event::PresenceOffline { .. } => None,
+        }
+    }
+}
+
+/// Channels per space and session counts per user.
+#[derive(Default)]
+pub struct Hub {
+    spaces: Mutex<HashMap<SpaceId, broadcast::Sender<Arc<Event>>>>,
+    sessions: Mutex<HashMap<UserId, usize>>,
+}
+
+impl Hub {
+    fn channel(&self, space: SpaceId) -> broadcast::Sender<Arc<Event>> {
+        self.spaces
+            .lock()
+            .expect("hub lock")
+            .entry(space)
+            .or_insert_with(|| broadcast::channel(1024).0)
+            .clone()
+    }
+
+    /// Sends an event to the members of `space` connected now.
+    pub fn publish(&self, space: SpaceId, event: Event) {
+        let _ = self.channel(space).send(Arc::new(event));
+    }
+
+    /// Receives the events of `space`.
+    pub fn subscribe(&self, space: SpaceId) -> broadcast::Receiver<Arc<Event>> {
+        self.channel(space).subscribe()
+    }
+
+    /// Counts a new session; true when it is the user's first.
+    pub fn connect(&self, user: UserId) -> bool {
+        let mut s = self.sessions.lock().expect("hub lock");
+        let n = s.entry(user).or_default();
+        *n += 1;
+        *n == 1
+    }
+
+    /// Counts a closed session; true when it was the user's last.
+    pub fn disconnect(&self, user: UserId) -> bool {
+        let mut s = self.sessions.lock().expect("hub lock");
+        match s.get_mut(&user) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                s.remove(&user);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// True when the user has an open session.
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.sessions.lock().expect("hub lock").contains_key(&user)
+    }
+}
+
+/// Publishes `message.created` for the latest message of a conversation.
+pub async fn publish_latest(app: &Arc<App>, space: SpaceId, conversation: i64) {
+    let scope = db::spaces::operator_scope(db::spaces::Space {
+        id: space,
+        slug: String::new(),
+        name: String::new(),
+    });
+    if let Ok((items, _)) = app
+        .db
+        .run(move |c| db::inbox::list_messages(c, &scope, conversation, None, 1))
+        .await
+    {
+        if let Some(message) = items.into_iter().next() {
+            app.hub.publish(
+                space,
+                Event::MessageCreated {
+                    conversation_id: conversation,
+                    message,
+                },
+            );
+        }
+    }
+}
+
+/// Job kind that sends a staff message to the contact's Telegram chat (payload `{"message_id"}`).
+pub const DELIVER_JOB: &str = "inbox.deliver";
+
+/// Job `inbox.deliver`: `sendMessage` to the contact; records `sent`, or the error.
+pub async fn deliver(app: &Arc<App>, payload: &serde_json::Value) -> Result<(), JobError> {
+    use teloxide::prelude::Requester;
+    let id = payload
+        .get("message_id")
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| JobError::Permanent("job payload has no message_id".into()))?;
+    let (text, chat, state) = app
+        .db
+        .run(move |c| db::inbox::delivery_target(c, id))
+        .await?;
+    if state == "sent" {
+        return Ok(());
+    }
+    let tg = app.telegram.as_ref().ok_or_else(|| {
+        JobError::Permanent("no Telegram token is configured (APPLIANCE_TELEGRAM_TOKEN)".into())
+    })?;
+    match tg
+        .api
+        .send_message(teloxide::types::ChatId(chat), text)
+        .await
+    {
+        Ok(_) => {
+            app.db
+                .run(move |c| db::inbox::set_delivery(c, id, "sent", None))
+                .await?;
+            notify_delivery(app, id).await;
+            Ok(())
+        }
+        Err(teloxide::RequestError::RetryAfter(s)) => Err(JobError::Retry {
+            error: "Telegram asks to wait (rate limit)".into(),
+            after: Some(s.duration()),
+        }),
+        Err(e @ (teloxide::RequestError::Network(_) | teloxide::RequestError::Io(_))) => {
+            Err(JobError::retry(crate::telegram::explain(&e)))
+        }
+        Err(e) => Err(JobError::Permanent(crate::telegram::explain(&e))),
+    }
+}
+
+/// Marks a delivery failed for good (called when its job gives up) and tells the studio.
+pub async fn delivery_failed(app: &Arc<App>, payload: &serde_json::Value, error: &str) {
+    if let Some(id) = payload
+        .get("message_id")
+        .and_then(serde_json::Value::as_i64)
+    {
+        let error = error.to_string();
+        if app
+            .db
+            .run(move |c| db::inbox::set_delivery(c, id, "failed", Some(&error)))
+            .await
+            .is_ok()
+        {
+            notify_delivery(app, id).await;
+        }
+    }
+}
+
+async fn notify_delivery(app: &Arc<App>, message: i64) {
+    if let Ok((conversation_id, space)) = app
+        .db
+        .run(move |c| db::inbox::message_conversation(c, message))
+        .await
+    {
+        app.hub
+            .publish(space, Event::ConversationUpdated { conversation_id });
+    }
+}
+
+/// Archives conversations idle for `inbox_archive_after_days`, once an hour, until shutdown.
+pub async fn housekeeping(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let days = app.config.inbox_archive_after_days;
+        match app
+            .db
+            .run(move |c| db::inbox::archive_stale(c, db::now(), days))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(archived = n, "archived idle conversations"),
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+}

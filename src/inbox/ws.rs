@@ -1,0 +1,225 @@
+//! `GET /api/v1/ws`: one WebSocket session.
+//!
+//! Authenticated at the handshake (session cookie or `Authorization: Bearer`;
+//! without valid credentials the upgrade is refused with 401, so no socket
+//! opens). The server sends [`Event`]s as JSON text frames. The client sends
+//! `{"type": "join" | "leave", "conversation_id"}` (typing events of a
+//! conversation go to the sessions that joined it), `{"type": "typing",
+//! "conversation_id", "active"?}` and `{"type": "read", "conversation_id",
+//! "message_id"?}`. A bad frame gets `{"type": "error", "message"}`.
+
+use std::{collections::HashSet, sync::Arc};
+
+use axum::{
+    extract::{
+        ws::{Message, WebSocket, WebSocketUpgrade},
+        State,
+    },
+    response::Response,
+};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::Event;
+use crate::{
+    db::{self, spaces::SpaceId, users::User},
+    web::auth::CurrentUser,
+    App,
+};
+
+/// What a client may send.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum ClientFrame {
+    Join {
+        conversation_id: i64,
+    },
+    Leave {
+        conversation_id: i64,
+    },
+    Typing {
+        conversation_id: i64,
+        #[serde(default = "yes")]
+        active: bool,
+    },
+    Read {
+        conversation_id: i64,
+        message_id: Option<i64>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The handshake: checks the user, then upgrades.
+pub async fn handshake(
+    State(app): State<Arc<App>>,
+    CurrentUser(user): CurrentUser,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.on_upgrade(move |socket| session(app, user, socket))
+}
+
+async fn session(app: Arc<App>, user: User, socket: WebSocket) {
+    let uid = user.id;
+    let spaces: Vec<SpaceId> = match app.db.run(move |c| db::spaces::list_for_user(c, uid)).await {
+        Ok(s) => s.iter().map(|s| s.id()).collect(),
+        Err(_) => return,
+    };
+    let (mut sink, mut stream) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Arc<Event>>(256);
+    let joined: Arc<std::sync::Mutex<HashSet<i64>>> = Arc::default();
+    // One forwarder per space: events of the user's spaces only.
+    let mut forwarders = Vec::new();
+    for space in &spaces {
+        let mut rx = app.hub.subscribe(*space);
+        let tx = out_tx.clone();
+        let joined = joined.clone();
+        forwarders.push(tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) => {
+                        let typing = matches!(
+                            *ev,
+                            Event::TypingStarted { .. } | Event::TypingStopped { .. }
+                        );
+                        let wanted = !typing
+                            || ev
+                                .conversation()
+                                .is_some_and(|c| joined.lock().expect("lock").contains(&c));
+                        if wanted && tx.send(ev).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, "a slow WebSocket client missed events");
+                    }
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    drop(out_tx);
+    if app.hub.connect(uid) {
+        for s in &spaces {
+            app.hub
+                .publish(*s, Event::PresenceOnline { user_id: uid.0 });
+        }
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(ev) = out_rx.recv().await {
+            let Ok(text) = serde_json::to_string(&*ev) else {
+                continue;
+            };
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(Ok(msg)) = stream.next().await {
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        let frame: ClientFrame = match serde_json::from_str(&text) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(error = %e, "bad WebSocket frame");
+                continue;
+            }
+        };
+        handle(&app, &user, &spaces, &joined, frame).await;
+    }
+    for f in forwarders {
+        f.abort();
+    }
+    writer.abort();
+    if app.hub.disconnect(uid) {
+        for s in &spaces {
+            app.hub
+                .publish(*s, Event::PresenceOffline { user_id: uid.0 });
+        }
+    }
+}
+
+async fn handle(
+    app: &Arc<App>,
+    user: &User,
+    spaces: &[SpaceId],
+    joined: &std::sync::Mutex<HashSet<i64>>,
+    frame: ClientFrame,
+) {
+    let conversation = match &frame {
+        ClientFrame::Join { conversation_id }
+        | ClientFrame::Leave { conversation_id }
+        | ClientFrame::Typing {
+            conversation_id, ..
+        }
+        | ClientFrame::Read {
+            conversation_id, ..
+        } => *conversation_id,
+    };
+    // Only conversations of the user's studios.
+    let Ok(space) = app
+        .db
+        .run(move |c| db::inbox::conversation_space(c, conversation))
+        .await
+    else {
+        return;
+    };
+    if !spaces.contains(&space) {
+        return;
+    }
+    let uid = user.id;
+    match frame {
+        ClientFrame::Join { .. } => {
+            joined.lock().expect("lock").insert(conversation);
+        }
+        ClientFrame::Leave { .. } => {
+            joined.lock().expect("lock").remove(&conversation);
+        }
+        ClientFrame::Typing { active, .. } => app.hub.publish(
+            space,
+            if active {
+                Event::TypingStarted {
+                    conversation_id: conversation,
+                    user_id: uid.0,
+                }
+            } else {
+                Event::TypingStopped {
+                    conversation_id: conversation,
+                    user_id: uid.0,
+                }
+            },
+        ),
+        ClientFrame::Read { message_id, .. } => {
+            let read = app
+                .db
+                .run(move |c| {
+                    let scope = db::spaces::authorize_id(c, uid, space)?;
+                    db::inbox::mark_read(c, &scope, conversation, uid, message_id)
+                })
+                .await;
+            if let Ok(last) = read {
+                app.hub.publish(
+                    space,
+                    Event::MessageRead {
+                        conversation_id: conversation,
+                        user_id: uid.0,
+                        message_id: last,
+                    },
+                );
+                app.hub.publish(
+                    space,
+                    Event::ConversationRead {
+                        conversation_id: conversation,
+                        user_id: uid.0,
+                    },
+                );
+            }
+        }
+    }
+}
