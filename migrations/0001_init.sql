@@ -6,6 +6,10 @@ CREATE TABLE users (
     name          TEXT    NOT NULL UNIQUE COLLATE NOCASE,
     password_hash TEXT    NOT NULL,            -- PHC string, argon2id
     is_admin      INTEGER NOT NULL DEFAULT 0,
+    email         TEXT,                        -- for inbox digests
+    email_digest  INTEGER NOT NULL DEFAULT 1,  -- wants digests when away
+    last_seen_at  INTEGER,                     -- last WebSocket session open or close
+    last_digest_at INTEGER,
     created_at    INTEGER NOT NULL
 );
 

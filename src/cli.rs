@@ -146,6 +146,17 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Change a user's email address (for inbox digests) and digest preference.
+    Set {
+        /// Login name.
+        name: String,
+        /// Email address ("" removes it).
+        #[arg(long)]
+        email: Option<String>,
+        /// Digests when away: on or off.
+        #[arg(long, value_parser = clap::builder::BoolishValueParser::new())]
+        digest: Option<bool>,
+    },
 }
 
 /// `appliance space ...`
@@ -282,6 +293,20 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 user.name,
                 if admin { " (admin)" } else { "" }
             );
+        }
+        Command::User(UserCommand::Set {
+            name,
+            email,
+            digest,
+        }) => {
+            app.db
+                .run(move |c| {
+                    let u = db::users::find(c, &name)
+                        .map_err(|_| db::DbError::Invalid(format!("no user {name:?}")))?;
+                    db::users::set_email_prefs(c, u.id, email.as_deref(), digest)
+                })
+                .await?;
+            println!("saved");
         }
         Command::Space(SpaceCommand::Add {
             slug,

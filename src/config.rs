@@ -117,6 +117,13 @@ pub struct Config {
     pub telegram_inbox_space: Option<String>,
     /// Inbox conversations with no message for this many days are archived.
     pub inbox_archive_after_days: i64,
+    /// SMTP server for inbox digests: `smtp://host:25` (plain, a local relay),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://…:465`. None: no email.
+    pub smtp_url: Option<Secret>,
+    /// Sender of digests.
+    pub smtp_from: String,
+    /// Minutes a staff member must be away before a digest, and between two digests.
+    pub inbox_email_after_minutes: i64,
 }
 
 impl Default for Config {
@@ -136,6 +143,9 @@ impl Default for Config {
             log_format: LogFormat::Pretty,
             telegram_inbox_space: None,
             inbox_archive_after_days: 90,
+            smtp_url: None,
+            smtp_from: "appliance <appliance@localhost>".into(),
+            inbox_email_after_minutes: 15,
         }
     }
 }

@@ -132,6 +132,7 @@ async fn run_one(app: &Arc<App>, job: ClaimedJob) {
         kind::DOWNLOAD => crate::ingest::download(app, &job.payload).await,
         kind::THUMBNAIL => crate::ingest::thumbnail(app, &job.payload).await,
         crate::inbox::DELIVER_JOB => crate::inbox::deliver(app, &job.payload).await,
+        crate::inbox::email::DIGEST_JOB => crate::inbox::email::send(app, &job.payload).await,
         other => Err(JobError::Permanent(format!("unknown job kind {other:?}"))),
     };
     let id = job.id;

@@ -113,6 +113,10 @@ pub async fn serve(
         app.clone(),
         stop_rx.clone(),
     )));
+    tasks.push(tokio::spawn(inbox::email::run(
+        app.clone(),
+        stop_rx.clone(),
+    )));
     match (app.config.effective_telegram_mode(), &app.telegram) {
         (Some(config::TelegramMode::Polling), Some(_)) => {
             tasks.push(tokio::spawn(telegram::polling::run(

@@ -154,3 +154,32 @@ pub fn token_user(conn: &Connection, token_hash: &[u8]) -> DbResult<Option<User>
         )
         .optional()?)
 }
+
+/// Sets a user's email address and digest preference (only what is given).
+pub fn set_email_prefs(
+    conn: &Connection,
+    user: UserId,
+    email: Option<&str>,
+    digest: Option<bool>,
+) -> DbResult<()> {
+    if let Some(e) = email {
+        if !e.is_empty() && (!e.contains('@') || e.contains(char::is_whitespace)) {
+            return Err(DbError::Invalid(format!("{e:?} is not an email address")));
+        }
+    }
+    conn.execute(
+        "UPDATE users SET email = coalesce(nullif(?2, ''), CASE WHEN ?2 = '' THEN NULL ELSE email END),
+                          email_digest = coalesce(?3, email_digest) WHERE id = ?1",
+        params![user.0, email, digest],
+    )?;
+    Ok(())
+}
+
+/// Records that a user was just seen (a live session opened or closed).
+pub fn touch_seen(conn: &Connection, user: UserId, at: i64) -> DbResult<()> {
+    conn.execute(
+        "UPDATE users SET last_seen_at = ?2 WHERE id = ?1",
+        params![user.0, at],
+    )?;
+    Ok(())
+}

@@ -7,6 +7,7 @@
 //! Several sessions (tabs) of one user are one presence: `presence.online`
 //! when the first opens, `presence.offline` when the last closes.
 
+pub mod email;
 pub mod ws;
 
 use std::{

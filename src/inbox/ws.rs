@@ -102,6 +102,10 @@ async fn session(app: Arc<App>, user: User, socket: WebSocket) {
         }));
     }
     drop(out_tx);
+    let _ = app
+        .db
+        .run(move |c| db::users::touch_seen(c, uid, db::now()))
+        .await;
     if app.hub.connect(uid) {
         for s in &spaces {
             app.hub
@@ -137,6 +141,10 @@ async fn session(app: Arc<App>, user: User, socket: WebSocket) {
         f.abort();
     }
     writer.abort();
+    let _ = app
+        .db
+        .run(move |c| db::users::touch_seen(c, uid, db::now()))
+        .await;
     if app.hub.disconnect(uid) {
         for s in &spaces {
             app.hub

@@ -579,3 +579,22 @@ pub async fn retry(
         .publish(space, Event::ConversationUpdated { conversation_id });
     Ok(StatusCode::ACCEPTED)
 }
+
+/// Body of `PUT /api/v1/me`.
+#[derive(Debug, Deserialize)]
+pub struct Preferences {
+    email: Option<String>,
+    email_digest: Option<bool>,
+}
+
+/// `PUT /api/v1/me` `{"email"?, "email_digest"?}`: the caller's inbox email preferences (204).
+pub async fn preferences(
+    State(app): State<Arc<App>>,
+    CurrentUser(user): CurrentUser,
+    Json(b): Json<Preferences>,
+) -> Result<StatusCode, AppError> {
+    app.db
+        .run(move |c| db::users::set_email_prefs(c, user.id, b.email.as_deref(), b.email_digest))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -70,6 +70,7 @@ pub fn router(app: Arc<App>) -> Router {
             axum::routing::delete(api::delete_message),
         )
         .route("/api/v1/ws", get(crate::inbox::ws::handshake))
+        .route("/api/v1/me", axum::routing::put(inbox::preferences))
         .route(
             "/api/v1/spaces/{slug}/contacts",
             post(inbox::create_contact).get(inbox::list_contacts),

@@ -615,3 +615,203 @@ async fn idle_conversations_are_archived_and_come_back_with_a_message() {
     );
     s.server.stop().await;
 }
+
+/// A real SMTP server (Python's aiosmtpd) writing to a maildir; `None` (with a
+/// notice) when aiosmtpd is not installed, a failure in CI.
+/// Kills the SMTP server when the test ends, even on a failure.
+struct Smtp(std::process::Child);
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn smtp_server(maildir: &std::path::Path) -> Option<(Smtp, u16)> {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("APPLIANCE_REQUIRE_SHARED_FIXTURES").as_deref() != Ok("1"),
+            "aiosmtpd is required in CI (pip install aiosmtpd)"
+        );
+        eprintln!("notice: python3 aiosmtpd is not installed; skipping the email test");
+        return None;
+    }
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Smtp(
+        std::process::Command::new("python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(maildir)
+            .spawn()
+            .unwrap(),
+    );
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((server, port));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("aiosmtpd did not start");
+}
+
+fn mails(maildir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(rd) = std::fs::read_dir(maildir.join(sub)) {
+            for e in rd {
+                out.push(std::fs::read_to_string(e.unwrap().path()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staff_who_are_away_get_one_digest_per_window() {
+    let maildir = tempdir();
+    let Some((_smtp, port)) = smtp_server(maildir.path()) else {
+        return;
+    };
+    let s = studio(|c| {
+        c.smtp_url = Some(appliance::config::Secret::new(format!(
+            "smtp://127.0.0.1:{port}"
+        )));
+        c.smtp_from = "Studio <studio@example.org>".into();
+        c.inbox_email_after_minutes = 10;
+    })
+    .await;
+    let put = |token: String, body: Value| {
+        let url = format!("{}/api/v1/me", s.server.url);
+        async move {
+            client()
+                .put(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        put(s.alice.clone(), json!({ "email": "alice@example.org" })).await,
+        204
+    );
+    assert_eq!(
+        put(
+            s.carol.clone(),
+            json!({ "email": "carol@example.org", "email_digest": false })
+        )
+        .await,
+        204
+    );
+    assert_eq!(
+        put(s.alice.clone(), json!({ "email": "not an address" })).await,
+        400
+    );
+    let ink = s.contact("Inès", None).await;
+    let (_, c) = s
+        .post(
+            &s.alice,
+            "/spaces/studio/conversations",
+            json!({ "contact_id": ink }),
+        )
+        .await;
+    let conv = c["id"].as_i64().unwrap();
+    s.post(
+        &s.carol,
+        &format!("/conversations/{conv}/messages"),
+        json!({ "text": "Inès demande un devis" }),
+    )
+    .await;
+    let now = appliance::db::now();
+    let app = s.server.app.clone();
+    // alice has never been online and has an unread message: one digest. carol opted out.
+    assert_eq!(appliance::inbox::email::scan(&app, now).await.unwrap(), 1);
+    s.server.settle().await;
+    let m = mails(maildir.path());
+    let jobs: Vec<(String, String, Option<String>)> = s
+        .server
+        .app
+        .db
+        .conn()
+        .unwrap()
+        .prepare("SELECT kind, state, last_error FROM jobs WHERE kind = 'inbox.digest'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(m.len(), 1, "{m:?} {jobs:?}");
+    assert!(
+        m[0].contains("alice@example.org") && m[0].contains("Studio <studio@example.org>"),
+        "{}",
+        m[0]
+    );
+    assert!(
+        m[0].contains("In=C3=A8s") || m[0].contains("Inès"),
+        "{}",
+        m[0]
+    );
+    // Nothing new: no second email.
+    assert_eq!(
+        appliance::inbox::email::scan(&app, now + 60).await.unwrap(),
+        0
+    );
+    // Something new, within the window: still one email; after the window: a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    s.post(
+        &s.carol,
+        &format!("/conversations/{conv}/messages"),
+        json!({ "text": "Et un rendez-vous" }),
+    )
+    .await;
+    assert_eq!(
+        appliance::inbox::email::scan(&app, appliance::db::now() + 120)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        appliance::inbox::email::scan(&app, now + 11 * 60)
+            .await
+            .unwrap(),
+        1
+    );
+    s.server.settle().await;
+    assert_eq!(mails(maildir.path()).len(), 2);
+    // Someone with an open session gets no email.
+    let _online = ws(&s, &s.alice).await;
+    s.post(
+        &s.carol,
+        &format!("/conversations/{conv}/messages"),
+        json!({ "text": "Encore" }),
+    )
+    .await;
+    assert_eq!(
+        appliance::inbox::email::scan(&app, now + 30 * 60)
+            .await
+            .unwrap(),
+        0
+    );
+    s.server.stop().await;
+}
