@@ -422,6 +422,13 @@ pub struct InboxMessage {
     pub delivery_error: Option<String>,
 }
 
+impl InboxMessage {
+    /// True when this staff member wrote it.
+    pub fn by(&self, user: &i64) -> bool {
+        self.author_user_id == Some(*user)
+    }
+}
+
 fn insert_message(
     conn: &Connection,
     conversation: i64,

@@ -60,6 +60,9 @@ pub fn router(app: Arc<App>) -> Router {
             post(upload::api).layer(upload_limit),
         )
         .route("/search", get(pages::search))
+        .route("/s/{slug}/inbox", get(pages::inbox))
+        .route("/s/{slug}/inbox/{id}", get(pages::conversation))
+        .route("/s/{slug}/inbox/{id}/send", post(pages::reply))
         .route("/api/v1/search", get(api::search))
         .route(
             "/api/v1/spaces/{slug}/media/{id}",

@@ -523,3 +523,125 @@ pub async fn delete_media(
     app.changed();
     Ok(Redirect::to(&format!("/s/{slug}")).into_response())
 }
+
+#[derive(Template, WebTemplate)]
+#[template(path = "inbox.html")]
+struct InboxPage {
+    user: User,
+    csrf: String,
+    space: Space,
+    items: Vec<db::inbox::Conversation>,
+    next: Option<String>,
+    archived: bool,
+}
+
+/// `?archived=&cursor=` of the inbox page.
+#[derive(Debug, Deserialize)]
+pub struct InboxQuery {
+    #[serde(default)]
+    archived: bool,
+    cursor: Option<String>,
+}
+
+/// `GET /s/{slug}/inbox`: conversations, most recent first, with unread counts.
+pub async fn inbox(
+    State(app): State<Arc<App>>,
+    Member { user, scope }: Member,
+    csrf: CsrfToken,
+    Query(q): Query<InboxQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let cursor = q
+        .cursor
+        .as_deref()
+        .and_then(|c| c.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+    let space = scope.space().clone();
+    let uid = user.id;
+    let archived = q.archived;
+    let (items, next) = app
+        .db
+        .run(move |c| db::inbox::list_conversations(c, &scope, uid, archived, cursor, 20))
+        .await?;
+    Ok(InboxPage {
+        user,
+        csrf: csrf.0,
+        space,
+        items,
+        next,
+        archived,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "conversation.html")]
+struct ConversationPage {
+    user: User,
+    csrf: String,
+    space: Space,
+    conversation: db::inbox::Conversation,
+    messages: Vec<db::inbox::InboxMessage>,
+}
+
+/// `GET /s/{slug}/inbox/{id}`: a conversation (the last 50 messages), marked read.
+pub async fn conversation(
+    State(app): State<Arc<App>>,
+    Member { user, scope }: Member,
+    csrf: CsrfToken,
+    Path((_, id)): Path<(String, i64)>,
+) -> Result<impl IntoResponse, AppError> {
+    let space = scope.space().clone();
+    let uid = user.id;
+    let (conversation, mut messages) = app
+        .db
+        .run(move |c| {
+            let conv = db::inbox::conversation(c, &scope, uid, id)?;
+            let (messages, _) = db::inbox::list_messages(c, &scope, id, None, 50)?;
+            db::inbox::mark_read(c, &scope, id, uid, None)?;
+            Ok((conv, messages))
+        })
+        .await?;
+    messages.reverse();
+    app.hub.publish(
+        space.id,
+        crate::inbox::Event::ConversationRead {
+            conversation_id: id,
+            user_id: uid.0,
+        },
+    );
+    Ok(ConversationPage {
+        user,
+        csrf: csrf.0,
+        space,
+        conversation,
+        messages,
+    })
+}
+
+/// The reply form.
+#[derive(Debug, Deserialize)]
+pub struct ReplyForm {
+    csrf: String,
+    text: String,
+}
+
+/// `POST /s/{slug}/inbox/{id}/send`: the reply form without JavaScript.
+pub async fn reply(
+    State(app): State<Arc<App>>,
+    Member { user, .. }: Member,
+    csrf: CsrfToken,
+    Path((slug, id)): Path<(String, i64)>,
+    Form(f): Form<ReplyForm>,
+) -> Result<Response, AppError> {
+    auth::check_csrf(&csrf, &f.csrf)?;
+    super::inbox::send(
+        State(app),
+        CurrentUser(user),
+        Path(id),
+        axum::Json(
+            serde_json::from_value(serde_json::json!({ "text": f.text }))
+                .map_err(|e| AppError::BadRequest(e.to_string()))?,
+        ),
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/s/{slug}/inbox/{id}")).into_response())
+}

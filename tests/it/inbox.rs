@@ -815,3 +815,82 @@ async fn staff_who_are_away_get_one_digest_per_window() {
     );
     s.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_inbox_pages_list_conversations_and_reply_without_javascript() {
+    let s = studio(|_| {}).await;
+    let ink = s.contact("Inès", None).await;
+    let (_, c) = s
+        .post(
+            &s.alice,
+            "/spaces/studio/conversations",
+            json!({ "contact_id": ink }),
+        )
+        .await;
+    let conv = c["id"].as_i64().unwrap();
+    s.post(
+        &s.carol,
+        &format!("/conversations/{conv}/messages"),
+        json!({ "text": "Premier <b>message</b>" }),
+    )
+    .await;
+    let page = client()
+        .get(format!("{}/s/studio/inbox", s.server.url))
+        .bearer_auth(&s.alice)
+        .send()
+        .await
+        .unwrap();
+    let csrf = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("appliance_csrf="))
+        .unwrap();
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Inès") && html.contains("badge-count") && html.contains(">1<"),
+        "{html}"
+    );
+    let thread = client()
+        .get(format!("{}/s/studio/inbox/{conv}", s.server.url))
+        .bearer_auth(&s.alice)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        thread.contains("Premier &#60;b&#62;message&#60;/b&#62;"),
+        "escaped: {thread}"
+    );
+    assert_eq!(
+        s.unread(&s.alice, conv).await,
+        0,
+        "opening the conversation reads it"
+    );
+    let token = csrf.trim_start_matches("appliance_csrf=").to_string();
+    let r = client()
+        .post(format!("{}/s/studio/inbox/{conv}/send", s.server.url))
+        .bearer_auth(&s.alice)
+        .header("cookie", &csrf)
+        .form(&[("csrf", token.as_str()), ("text", "Réponse du formulaire")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, msgs) = s
+        .get(&s.carol, &format!("/conversations/{conv}/messages"))
+        .await;
+    assert_eq!(msgs["items"][0]["text"], "Réponse du formulaire");
+    // Another studio's member cannot see it.
+    let r = client()
+        .get(format!("{}/s/studio/inbox/{conv}", s.server.url))
+        .bearer_auth(&s.bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    s.server.stop().await;
+}
