@@ -420,6 +420,85 @@ pub struct InboxMessage {
     pub delivery: Option<String>,
     /// Why the delivery failed.
     pub delivery_error: Option<String>,
+    /// Images attached (in the vault), in order.
+    pub attachments: Vec<MessageAttachment>,
+}
+
+/// An image attached to an inbox message.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageAttachment {
+    /// Position, from 0.
+    pub position: i64,
+    /// Sniffed type.
+    pub mime: String,
+    /// Size, bytes.
+    pub bytes: i64,
+    /// Where to fetch it (members only).
+    pub url: String,
+}
+
+/// Attaches a stored blob to a message at `position` (0–4).
+pub fn add_attachment(
+    conn: &Connection,
+    message: i64,
+    position: i64,
+    sha256: &str,
+) -> DbResult<()> {
+    conn.execute(
+        "INSERT INTO inbox_attachments(message_id, position, sha256) VALUES (?1, ?2, ?3)",
+        params![message, position, sha256],
+    )?;
+    Ok(())
+}
+
+/// The attachments of a message: `(sha256, mime)` in order (system use: delivery).
+pub fn attachment_blobs(conn: &Connection, message: i64) -> DbResult<Vec<(String, String)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT a.sha256, b.mime FROM inbox_attachments a JOIN blobs b ON b.sha256 = a.sha256
+         WHERE a.message_id = ?1 ORDER BY a.position",
+    )?;
+    let rows = st.query_map([message], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One attachment of a message of the space: `(sha256, mime)`.
+pub fn attachment(
+    conn: &Connection,
+    scope: &SpaceScope,
+    message: i64,
+    position: i64,
+) -> DbResult<(String, String)> {
+    conn.query_row(
+        "SELECT a.sha256, b.mime FROM inbox_attachments a JOIN blobs b ON b.sha256 = a.sha256
+         JOIN inbox_messages m ON m.id = a.message_id JOIN conversations c ON c.id = m.conversation_id
+         WHERE a.message_id = ?1 AND a.position = ?2 AND c.space_id = ?3 AND m.deleted_at IS NULL",
+        params![message, position, scope.id().0],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}
+
+fn fill_attachments(conn: &Connection, messages: &mut [InboxMessage]) -> DbResult<()> {
+    let mut st = conn.prepare_cached(
+        "SELECT a.position, b.mime, b.bytes FROM inbox_attachments a JOIN blobs b ON b.sha256 = a.sha256
+         WHERE a.message_id = ?1 ORDER BY a.position",
+    )?;
+    for m in messages {
+        let id = m.id;
+        m.attachments = st
+            .query_map([id], |r| {
+                let position: i64 = r.get(0)?;
+                Ok(MessageAttachment {
+                    position,
+                    mime: r.get(1)?,
+                    bytes: r.get(2)?,
+                    url: format!("/api/v1/messages/{id}/attachments/{position}"),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(())
 }
 
 impl InboxMessage {
@@ -462,8 +541,21 @@ pub fn add_message(
     user: Option<UserId>,
     text: &str,
 ) -> DbResult<(i64, bool)> {
-    if text.trim().is_empty() {
-        return Err(DbError::Invalid("a message needs text".into()));
+    add_message_with(conn, scope, conversation, author, user, text, false)
+}
+
+/// [`add_message`], allowing an empty text when `has_attachments`.
+pub fn add_message_with(
+    conn: &Connection,
+    scope: &SpaceScope,
+    conversation: i64,
+    author: &str,
+    user: Option<UserId>,
+    text: &str,
+    has_attachments: bool,
+) -> DbResult<(i64, bool)> {
+    if text.trim().is_empty() && !has_attachments {
+        return Err(DbError::Invalid("a message needs text or an image".into()));
     }
     if text.len() > 4096 {
         return Err(DbError::Invalid(
@@ -534,6 +626,7 @@ fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InboxMessage> {
         created_at: rfc3339(r.get(5)?),
         delivery: r.get(6)?,
         delivery_error: r.get(7)?,
+        attachments: Vec::new(),
     })
 }
 
@@ -566,6 +659,7 @@ pub fn list_messages(
         items.truncate(limit as usize);
         items.last().expect("non-empty").id.to_string()
     });
+    fill_attachments(conn, &mut items)?;
     Ok((items, next))
 }
 

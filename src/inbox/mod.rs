@@ -227,11 +227,36 @@ pub async fn deliver(app: &Arc<App>, payload: &serde_json::Value) -> Result<(), 
     let tg = app.telegram.as_ref().ok_or_else(|| {
         JobError::Permanent("no Telegram token is configured (APPLIANCE_TELEGRAM_TOKEN)".into())
     })?;
-    match tg
-        .api
-        .send_message(teloxide::types::ChatId(chat), text)
-        .await
-    {
+    let images = app
+        .db
+        .run(move |c| db::inbox::attachment_blobs(c, id))
+        .await?;
+    let sent = if images.is_empty() {
+        tg.api
+            .send_message(teloxide::types::ChatId(chat), text)
+            .await
+            .map(|_| ())
+    } else {
+        // One sendPhoto per image, the text as the first one's caption.
+        use teloxide::payloads::SendPhotoSetters;
+        let mut result = Ok(());
+        for (i, (sha, _)) in images.iter().enumerate() {
+            let Some(sha) = crate::vault::Sha256Hex::parse(sha) else {
+                continue;
+            };
+            let photo = teloxide::types::InputFile::file(app.vault.blob_path(&sha));
+            let mut req = tg.api.send_photo(teloxide::types::ChatId(chat), photo);
+            if i == 0 && !text.is_empty() {
+                req = req.caption(text.clone());
+            }
+            if let Err(e) = req.await {
+                result = Err(e);
+                break;
+            }
+        }
+        result
+    };
+    match sent {
         Ok(_) => {
             app.db
                 .run(move |c| db::inbox::set_delivery(c, id, "sent", None))

@@ -445,15 +445,102 @@ pub struct NewMessage {
     text: String,
 }
 
-/// `POST /api/v1/conversations/{id}/messages` `{"text"}` -> 201 `{"id"}`. Sent on to
+/// Largest image attached to an inbox message, bytes.
+pub const ATTACHMENT_LIMIT: u64 = 10 * 1024 * 1024;
+/// Images per inbox message, at most.
+pub const MAX_ATTACHMENTS: usize = 5;
+
+/// `POST /api/v1/conversations/{id}/messages`: JSON `{"text"}`, or multipart with a
+/// `text` field and up to 5 image files (10 MB each) -> 201 `{"id"}`. Sent on to
 /// the contact's Telegram when the contact has one (a durable job).
 pub async fn send(
     State(app): State<Arc<App>>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<i64>,
-    Json(b): Json<NewMessage>,
+    req: axum::extract::Request,
 ) -> Result<Response, AppError> {
-    let scope = scope_of(&app, &user, id).await?;
+    use axum::extract::FromRequest;
+    let multipart = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let (text, blobs) = if multipart {
+        let form = axum::extract::Multipart::from_request(req, &())
+            .await
+            .map_err(|e| AppError::BadRequest(e.body_text()))?;
+        read_form(&app, form).await?
+    } else {
+        let Json(b) = Json::<NewMessage>::from_request(req, &())
+            .await
+            .map_err(|e| AppError::BadRequest(e.body_text()))?;
+        (b.text, Vec::new())
+    };
+    let message = post_message(&app, &user, id, text, blobs).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": message }))).into_response())
+}
+
+/// Reads a multipart message: its `text` field and its image files, streamed into the vault.
+async fn read_form(
+    app: &Arc<App>,
+    mut form: axum::extract::Multipart,
+) -> Result<(String, Vec<crate::vault::StoredBlob>), AppError> {
+    let mut text = String::new();
+    let mut blobs = Vec::new();
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| AppError::BadRequest(format!("bad multipart body: {e}")))?
+    {
+        if field.file_name().is_none() {
+            if field.name() == Some("text") {
+                text = field
+                    .text()
+                    .await
+                    .map_err(|e| AppError::BadRequest(e.to_string()))?;
+            }
+            continue;
+        }
+        if blobs.len() == MAX_ATTACHMENTS {
+            return Err(AppError::BadRequest(format!(
+                "at most {MAX_ATTACHMENTS} images per message"
+            )));
+        }
+        let mut writer = app.vault.writer(ATTACHMENT_LIMIT)?;
+        while let Some(chunk) = field
+            .chunk()
+            .await
+            .map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?
+        {
+            tokio::task::block_in_place(|| writer.write(&chunk)).map_err(attachment_error)?;
+        }
+        let blob =
+            tokio::task::block_in_place(|| writer.commit(crate::vault::Expect::Image, None, None))
+                .map_err(attachment_error)?;
+        blobs.push(blob);
+    }
+    Ok((text, blobs))
+}
+
+fn attachment_error(e: crate::vault::VaultError) -> AppError {
+    match e {
+        crate::vault::VaultError::TooLarge { .. } => {
+            AppError::PayloadTooLarge(format!("an image is larger than {ATTACHMENT_LIMIT} bytes"))
+        }
+        crate::vault::VaultError::Rejected(m) => AppError::BadRequest(m),
+        crate::vault::VaultError::Io(e) => AppError::Internal(e.to_string()),
+    }
+}
+
+/// Adds a staff message with its images, queues its Telegram delivery, and tells the studio.
+pub async fn post_message(
+    app: &Arc<App>,
+    user: &User,
+    id: i64,
+    text: String,
+    blobs: Vec<crate::vault::StoredBlob>,
+) -> Result<i64, AppError> {
+    let scope = scope_of(app, user, id).await?;
     staff(&scope)?;
     let space = scope.id();
     let uid = user.id;
@@ -461,8 +548,31 @@ pub async fn send(
         .db
         .run(move |c| {
             let tx = db::write_tx(c)?;
-            let (m, bridged) =
-                db::inbox::add_message(&tx, &scope, id, "staff", Some(uid), &b.text)?;
+            let (m, bridged) = db::inbox::add_message_with(
+                &tx,
+                &scope,
+                id,
+                "staff",
+                Some(uid),
+                &text,
+                !blobs.is_empty(),
+            )?;
+            for (i, b) in blobs.iter().enumerate() {
+                let sha = b.sha256.as_str();
+                if db::media::insert_blob(&tx, sha, b.bytes as i64, &b.mime)? {
+                    db::jobs::enqueue(
+                        &tx,
+                        &NewJob {
+                            kind: crate::jobs::kind::THUMBNAIL,
+                            payload: json!({ "sha256": sha }),
+                            dedup_key: Some(format!("thumb:{sha}")),
+                            space: Some(space),
+                            max_attempts: 3,
+                        },
+                    )?;
+                }
+                db::inbox::add_attachment(&tx, m, i as i64, sha)?;
+            }
             if bridged {
                 enqueue_delivery(&tx, m, space)?;
             }
@@ -471,11 +581,44 @@ pub async fn send(
             Ok((m, bridged))
         })
         .await?;
-    if bridged {
-        app.jobs_added.notify_waiters();
-    }
-    crate::inbox::publish_latest(&app, space, id).await;
-    Ok((StatusCode::CREATED, Json(json!({ "id": message }))).into_response())
+    app.jobs_added.notify_waiters();
+    let _ = bridged;
+    crate::inbox::publish_latest(app, space, id).await;
+    Ok(message)
+}
+
+/// `GET /api/v1/messages/{id}/attachments/{n}`: an attached image (members only).
+pub async fn attachment(
+    State(app): State<Arc<App>>,
+    CurrentUser(user): CurrentUser,
+    Path((id, position)): Path<(i64, i64)>,
+    req: axum::extract::Request,
+) -> Result<Response, AppError> {
+    use tower::ServiceExt;
+    let (scope, _) = message_scope(&app, &user, id).await?;
+    let (sha, mime) = app
+        .db
+        .run(move |c| db::inbox::attachment(c, &scope, id, position))
+        .await?;
+    let sha = crate::vault::Sha256Hex::parse(&sha)
+        .ok_or_else(|| AppError::Internal("bad sha256".into()))?;
+    let mime: mime_guess::mime::Mime = mime
+        .parse()
+        .unwrap_or(mime_guess::mime::APPLICATION_OCTET_STREAM);
+    let mut resp = tower_http::services::ServeFile::new_with_mime(app.vault.blob_path(&sha), &mime)
+        .oneshot(req)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .into_response();
+    resp.headers_mut().insert(
+        "x-content-type-options",
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("private, max-age=86400"),
+    );
+    Ok(resp)
 }
 
 fn enqueue_delivery(

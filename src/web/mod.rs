@@ -108,7 +108,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/conversations/{id}/read", post(inbox::read))
         .route(
             "/api/v1/conversations/{id}/messages",
-            post(inbox::send).get(inbox::list_messages),
+            // Up to 5 images of 10 MB each, streamed to the vault.
+            post(inbox::send)
+                .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+                .get(inbox::list_messages),
         )
         .route(
             "/api/v1/messages/{id}",
@@ -116,6 +119,10 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/api/v1/messages/{id}/read", post(inbox::read_message))
         .route("/api/v1/messages/{id}/retry", post(inbox::retry))
+        .route(
+            "/api/v1/messages/{id}/attachments/{n}",
+            get(inbox::attachment),
+        )
         .route("/admin/chats", get(pages::chats))
         .route("/admin/chats/{chat_id}/bind", post(pages::bind_chat))
         .route("/admin/jobs", get(pages::jobs))

@@ -633,15 +633,6 @@ pub async fn reply(
     Form(f): Form<ReplyForm>,
 ) -> Result<Response, AppError> {
     auth::check_csrf(&csrf, &f.csrf)?;
-    super::inbox::send(
-        State(app),
-        CurrentUser(user),
-        Path(id),
-        axum::Json(
-            serde_json::from_value(serde_json::json!({ "text": f.text }))
-                .map_err(|e| AppError::BadRequest(e.to_string()))?,
-        ),
-    )
-    .await?;
+    super::inbox::post_message(&app, &user, id, f.text, Vec::new()).await?;
     Ok(Redirect::to(&format!("/s/{slug}/inbox/{id}")).into_response())
 }

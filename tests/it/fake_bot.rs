@@ -217,6 +217,11 @@ async fn answer(
             }
         }
         "setwebhook" | "deletewebhook" => ok(json!(true)),
+        "sendphoto" => ok(json!({
+            "message_id": 2, "date": 1700000000,
+            "chat": { "id": params["chat_id"], "type": "private", "first_name": "x" },
+            "photo": [{ "file_id": "sent", "file_unique_id": "sent", "width": 1, "height": 1 }]
+        })),
         "sendmessage"
             if params["chat_id"].as_i64().is_some_and(|c| {
                 state

@@ -894,3 +894,138 @@ async fn the_inbox_pages_list_conversations_and_reply_without_javascript() {
     assert_eq!(r.status(), 404);
     s.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_carry_up_to_five_images_through_the_vault_and_the_bridge() {
+    let s = studio(|_| {}).await;
+    let ink = s.contact("Inès", Some(5151)).await;
+    let (_, c) = s
+        .post(
+            &s.alice,
+            "/spaces/studio/conversations",
+            json!({ "contact_id": ink }),
+        )
+        .await;
+    let conv = c["id"].as_i64().unwrap();
+    let jpeg = fixture_bytes("images/hopper.jpg");
+    let png = fixture_bytes("images/hopper.png");
+    let url = format!("{}/api/v1/conversations/{conv}/messages", s.server.url);
+    let form = reqwest::multipart::Form::new()
+        .text("text", "Le croquis")
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(jpeg.clone()).file_name("a.jpg"),
+        )
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(png.clone()).file_name("b.png"),
+        );
+    let r = client()
+        .post(&url)
+        .bearer_auth(&s.alice)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let (_, msgs) = s
+        .get(&s.carol, &format!("/conversations/{conv}/messages"))
+        .await;
+    let att = &msgs["items"][0]["attachments"];
+    assert_eq!(att.as_array().unwrap().len(), 2, "{msgs}");
+    assert_eq!(
+        (att[0]["mime"].as_str(), att[1]["mime"].as_str()),
+        (Some("image/jpeg"), Some("image/png"))
+    );
+    let got = client()
+        .get(format!(
+            "{}{}",
+            s.server.url,
+            att[1]["url"].as_str().unwrap()
+        ))
+        .bearer_auth(&s.carol)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.headers()["content-type"], "image/png");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), png.as_slice());
+    let other = client()
+        .get(format!(
+            "{}/api/v1/messages/{id}/attachments/0",
+            s.server.url
+        ))
+        .bearer_auth(&s.bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    // Bridged with sendPhoto, the text as the first caption.
+    s.server.settle().await;
+    let photos = s.bot.calls("sendphoto");
+    assert_eq!(photos.len(), 2);
+    assert_eq!(
+        (photos[0]["chat_id"].as_i64(), photos[0]["caption"].as_str()),
+        (Some(5151), Some("Le croquis"))
+    );
+    // Refused: a sixth image, a non-image, an image over 10 MB; nothing half-written.
+    let mut six = reqwest::multipart::Form::new();
+    for i in 0..6 {
+        six = six.part(
+            "files",
+            reqwest::multipart::Part::bytes(jpeg.clone()).file_name(format!("{i}.jpg")),
+        );
+    }
+    assert_eq!(
+        client()
+            .post(&url)
+            .bearer_auth(&s.alice)
+            .multipart(six)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let pdf = reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(b"%PDF-1.4\n%%EOF\n".to_vec()).file_name("x.pdf"),
+    );
+    assert_eq!(
+        client()
+            .post(&url)
+            .bearer_auth(&s.alice)
+            .multipart(pdf)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let mut big = jpeg.clone();
+    big.resize(11 * 1024 * 1024, 0);
+    let big = reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(big).file_name("big.jpg"),
+    );
+    assert_eq!(
+        client()
+            .post(&url)
+            .bearer_auth(&s.alice)
+            .multipart(big)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        413
+    );
+    let (_, msgs) = s
+        .get(&s.carol, &format!("/conversations/{conv}/messages"))
+        .await;
+    assert_eq!(
+        msgs["items"].as_array().unwrap().len(),
+        1,
+        "no message from a refused upload"
+    );
+    s.server.stop().await;
+}
