@@ -23,6 +23,16 @@ pub struct Contact {
     pub phone: Option<String>,
 }
 
+fn contact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Contact> {
+    Ok(Contact {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        telegram_user_id: r.get(2)?,
+        email: r.get(3)?,
+        phone: r.get(4)?,
+    })
+}
+
 /// Creates a contact.
 ///
 /// # Errors
@@ -55,7 +65,7 @@ pub fn contact(conn: &Connection, scope: &SpaceScope, id: i64) -> DbResult<Conta
     conn.query_row(
         "SELECT id, name, telegram_user_id, email, phone FROM contacts WHERE id = ?1 AND space_id = ?2",
         params![id, scope.id().0],
-        |r| Ok(Contact { id: r.get(0)?, name: r.get(1)?, telegram_user_id: r.get(2)?, email: r.get(3)?, phone: r.get(4)? }),
+        contact_from_row,
     )
     .optional()?
     .ok_or(DbError::NotFound)
@@ -66,15 +76,7 @@ pub fn list_contacts(conn: &Connection, scope: &SpaceScope) -> DbResult<Vec<Cont
     let mut st = conn.prepare(
         "SELECT id, name, telegram_user_id, email, phone FROM contacts WHERE space_id = ?1 ORDER BY name, id",
     )?;
-    let rows = st.query_map([scope.id().0], |r| {
-        Ok(Contact {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            telegram_user_id: r.get(2)?,
-            email: r.get(3)?,
-            phone: r.get(4)?,
-        })
-    })?;
+    let rows = st.query_map([scope.id().0], contact_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

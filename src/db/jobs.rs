@@ -67,34 +67,20 @@ pub fn enqueue(conn: &Connection, job: &NewJob<'_>) -> DbResult<Option<JobId>> {
 
 /// Claims the next due job, marking it `running` and counting the attempt.
 pub fn claim_next(conn: &Connection) -> DbResult<Option<ClaimedJob>> {
-    Ok(conn
-        .query_row(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ?2
-             WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_at_ms <= ?1
-                         ORDER BY run_at_ms, id LIMIT 1)
-             RETURNING id, kind, payload, attempts, max_attempts",
-            params![now_ms(), now()],
-            |r| {
-                let payload: String = r.get(2)?;
-                Ok(ClaimedJob {
-                    id: JobId(r.get(0)?),
-                    kind: r.get(1)?,
-                    payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
-                    attempt: r.get(3)?,
-                    max_attempts: r.get(4)?,
-                })
-            },
-        )
-        .optional()?)
+    claim(conn, None)
 }
 
 /// Claims the next due job of one kind (see [`claim_next`]).
 pub fn claim_next_of_kind(conn: &Connection, kind: &str) -> DbResult<Option<ClaimedJob>> {
+    claim(conn, Some(kind))
+}
+
+fn claim(conn: &Connection, kind: Option<&str>) -> DbResult<Option<ClaimedJob>> {
     Ok(conn
         .query_row(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ?2
-             WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_at_ms <= ?1 AND kind = ?3
-                         ORDER BY run_at_ms, id LIMIT 1)
+             WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_at_ms <= ?1
+                         AND (?3 IS NULL OR kind = ?3) ORDER BY run_at_ms, id LIMIT 1)
              RETURNING id, kind, payload, attempts, max_attempts",
             params![now_ms(), now(), kind],
             |r| {

@@ -209,10 +209,21 @@ pub fn list_for_user(conn: &Connection, user: UserId) -> DbResult<Vec<SpaceScope
 /// [`DbError::NotFound`] when the space does not exist *or* the user is not a
 /// member: callers answer 404 either way, never revealing which.
 pub fn authorize(conn: &Connection, user: UserId, slug: &str) -> DbResult<SpaceScope> {
+    membership(conn, "s.slug = ?1", &slug, user)
+}
+
+fn membership(
+    conn: &Connection,
+    filter: &str,
+    space: &dyn rusqlite::ToSql,
+    user: UserId,
+) -> DbResult<SpaceScope> {
     conn.query_row(
-        "SELECT s.id, s.slug, s.name, m.role FROM spaces s
-         JOIN memberships m ON m.space_id = s.id WHERE s.slug = ?1 AND m.user_id = ?2",
-        params![slug, user.0],
+        &format!(
+            "SELECT s.id, s.slug, s.name, m.role FROM spaces s
+             JOIN memberships m ON m.space_id = s.id WHERE {filter} AND m.user_id = ?2"
+        ),
+        params![space, user.0],
         |r| {
             Ok(SpaceScope {
                 space: space_from_row(r)?,
@@ -230,19 +241,7 @@ pub fn authorize(conn: &Connection, user: UserId, slug: &str) -> DbResult<SpaceS
 /// # Errors
 /// [`DbError::NotFound`] when the user is not a member.
 pub fn authorize_id(conn: &Connection, user: UserId, space: SpaceId) -> DbResult<SpaceScope> {
-    conn.query_row(
-        "SELECT s.id, s.slug, s.name, m.role FROM spaces s
-         JOIN memberships m ON m.space_id = s.id WHERE s.id = ?1 AND m.user_id = ?2",
-        params![space.0, user.0],
-        |r| {
-            Ok(SpaceScope {
-                space: space_from_row(r)?,
-                role: Role::parse(&r.get::<_, String>(3)?),
-            })
-        },
-    )
-    .optional()?
-    .ok_or(DbError::NotFound)
+    membership(conn, "s.id = ?1", &space.0, user)
 }
 
 /// The language of a space (`fr`, `en` or `both`).

@@ -79,12 +79,8 @@ fn can_edit(scope: &SpaceScope) -> Result<(), AppError> {
     }
 }
 
-/// `DELETE /api/v1/spaces/{slug}/media/{id}`: removes an album item (204).
-pub async fn delete_media(
-    State(app): State<Arc<App>>,
-    Member { scope, .. }: Member,
-    Path((_, id)): Path<(String, i64)>,
-) -> Result<StatusCode, AppError> {
+/// Deletes an album item for a member (viewers may not), and tells the indexer.
+pub async fn delete_album_item(app: &Arc<App>, scope: SpaceScope, id: i64) -> Result<(), AppError> {
     can_edit(&scope)?;
     app.db
         .run(move |c| {
@@ -95,6 +91,16 @@ pub async fn delete_media(
         })
         .await?;
     app.changed();
+    Ok(())
+}
+
+/// `DELETE /api/v1/spaces/{slug}/media/{id}`: removes an album item (204).
+pub async fn delete_media(
+    State(app): State<Arc<App>>,
+    Member { scope, .. }: Member,
+    Path((_, id)): Path<(String, i64)>,
+) -> Result<StatusCode, AppError> {
+    delete_album_item(&app, scope, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

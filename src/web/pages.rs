@@ -509,18 +509,7 @@ pub async fn delete_media(
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, AppError> {
     auth::check_csrf(&csrf, &f.csrf)?;
-    if scope.role() < Role::Member {
-        return Err(AppError::Forbidden("viewers cannot delete".into()));
-    }
-    app.db
-        .run(move |c| {
-            let tx = db::write_tx(c)?;
-            db::media::delete(&tx, &scope, MediaId(id))?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await?;
-    app.changed();
+    super::api::delete_album_item(&app, scope, id).await?;
     Ok(Redirect::to(&format!("/s/{slug}")).into_response())
 }
 
