@@ -59,7 +59,14 @@ pub async fn handshake(
     CurrentUser(user): CurrentUser,
     ws: WebSocketUpgrade,
 ) -> Response {
-    ws.on_upgrade(move |socket| session(app, user, socket))
+    // Small buffers: thousands of mostly idle sessions on a 1 GB board. Client
+    // frames are tiny; events are a few hundred bytes.
+    ws.read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20)
+        .max_message_size(64 << 10)
+        .max_frame_size(64 << 10)
+        .on_upgrade(move |socket| session(app, user, socket))
 }
 
 async fn session(app: Arc<App>, user: User, socket: WebSocket) {
@@ -69,7 +76,7 @@ async fn session(app: Arc<App>, user: User, socket: WebSocket) {
         Err(_) => return,
     };
     let (mut sink, mut stream) = socket.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Arc<Event>>(256);
+    let (out_tx, mut out_rx) = mpsc::channel::<Arc<Event>>(64);
     let joined: Arc<std::sync::Mutex<HashSet<i64>>> = Arc::default();
     // One forwarder per space: events of the user's spaces only.
     let mut forwarders = Vec::new();
