@@ -544,7 +544,7 @@ pub async fn post_message(
     staff(&scope)?;
     let space = scope.id();
     let uid = user.id;
-    let (message, bridged) = app
+    let (message, queued_jobs) = app
         .db
         .run(move |c| {
             let tx = db::write_tx(c)?;
@@ -578,11 +578,12 @@ pub async fn post_message(
             }
             db::inbox::mark_read(&tx, &scope, id, uid, Some(m))?;
             tx.commit()?;
-            Ok((m, bridged))
+            Ok((m, bridged || !blobs.is_empty()))
         })
         .await?;
-    app.jobs_added.notify_waiters();
-    let _ = bridged;
+    if queued_jobs {
+        app.jobs_added.notify_waiters();
+    }
     crate::inbox::publish_latest(app, space, id).await;
     Ok(message)
 }

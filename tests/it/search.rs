@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::{common::*, fake_bot::FakeBot};
 
@@ -462,7 +462,6 @@ async fn kill_9_during_indexing_then_restart_converges_and_reindex_agrees() {
     };
     assert_eq!(ids(&before), ids(&after));
     assert_eq!(ids(&after)[1].len(), 50);
-    let _ = json!(null);
 }
 
 #[tokio::test(flavor = "multi_thread")]
