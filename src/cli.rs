@@ -267,6 +267,16 @@ impl Cli {
     }
 }
 
+/// The space named on the command line, or an error naming it.
+fn named_space(c: &rusqlite::Connection, slug: &str) -> db::DbResult<db::spaces::Space> {
+    db::spaces::find(c, slug).map_err(|_| db::DbError::Invalid(format!("no space {slug:?}")))
+}
+
+/// The user named on the command line, or an error naming them.
+fn named_user(c: &rusqlite::Connection, name: &str) -> db::DbResult<db::users::User> {
+    db::users::find(c, name).map_err(|_| db::DbError::Invalid(format!("no user {name:?}")))
+}
+
 /// Runs a command other than `serve`.
 pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let app = App::open(config)?;
@@ -301,8 +311,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }) => {
             app.db
                 .run(move |c| {
-                    let u = db::users::find(c, &name)
-                        .map_err(|_| db::DbError::Invalid(format!("no user {name:?}")))?;
+                    let u = named_user(c, &name)?;
                     db::users::set_email_prefs(c, u.id, email.as_deref(), digest)
                 })
                 .await?;
@@ -328,10 +337,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let (s, u) = (slug.clone(), user.clone());
             app.db
                 .run(move |c| {
-                    let space = db::spaces::find(c, &s)
-                        .map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?;
-                    let user = db::users::find(c, &u)
-                        .map_err(|_| db::DbError::Invalid(format!("no user {u:?}")))?;
+                    let space = named_space(c, &s)?;
+                    let user = named_user(c, &u)?;
                     db::spaces::grant(c, space.id, user.id, role)
                 })
                 .await?;
@@ -356,8 +363,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let requeued = app
                 .db
                 .run(move |c| {
-                    let space = db::spaces::find(c, &s)
-                        .map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?;
+                    let space = named_space(c, &s)?;
                     let tx = db::write_tx(c)?;
                     let n = db::telegram::bind_chat(&tx, chat_id, space.id)?;
                     tx.commit()?;
@@ -389,8 +395,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .db
                 .run(move |c| {
                     let spaces = match &space {
-                        Some(s) => vec![db::spaces::find(c, s)
-                            .map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?],
+                        Some(s) => vec![named_space(c, s)?],
                         None => db::spaces::list_all(c)?,
                     };
                     let mut all = Vec::new();
@@ -425,8 +430,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .db
                 .run(move |c| {
                     let spaces = match &space {
-                        Some(s) => vec![db::spaces::find(c, s)
-                            .map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))?],
+                        Some(s) => vec![named_space(c, s)?],
                         None => db::spaces::list_all(c)?,
                     };
                     Ok(spaces
@@ -449,15 +453,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Reindex { space } => {
             let space_id = match space {
-                Some(s) => Some(
-                    app.db
-                        .run(move |c| {
-                            db::spaces::find(c, &s)
-                                .map_err(|_| db::DbError::Invalid(format!("no space {s:?}")))
-                        })
-                        .await?
-                        .id,
-                ),
+                Some(s) => Some(app.db.run(move |c| named_space(c, &s)).await?.id),
                 None => None,
             };
             let bar = indicatif::ProgressBar::new(0);
@@ -571,8 +567,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let hash = auth::token_hash(&token);
             app.db
                 .run(move |c| {
-                    let u = db::users::find(c, &user)
-                        .map_err(|_| db::DbError::Invalid(format!("no user {user:?}")))?;
+                    let u = named_user(c, &user)?;
                     db::users::create_token(c, &hash, u.id, &name)
                 })
                 .await?;
