@@ -117,6 +117,11 @@ pub async fn serve(
         app.clone(),
         stop_rx.clone(),
     )));
+    tasks.push(tokio::spawn(db::checkpoint_loop(
+        app.db.clone(),
+        Duration::from_millis(500),
+        stop_rx.clone(),
+    )));
     match (app.config.effective_telegram_mode(), &app.telegram) {
         (Some(config::TelegramMode::Polling), Some(_)) => {
             tasks.push(tokio::spawn(telegram::polling::run(

@@ -19,7 +19,6 @@ use axum::{
 };
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
 use super::Event;
 use crate::{
@@ -75,40 +74,26 @@ async fn session(app: Arc<App>, user: User, socket: WebSocket) {
         Ok(s) => s.iter().map(|s| s.id()).collect(),
         Err(_) => return,
     };
-    let (mut sink, mut stream) = socket.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Arc<Event>>(64);
-    let joined: Arc<std::sync::Mutex<HashSet<i64>>> = Arc::default();
-    // One forwarder per space: events of the user's spaces only.
-    let mut forwarders = Vec::new();
-    for space in &spaces {
-        let mut rx = app.hub.subscribe(*space);
-        let tx = out_tx.clone();
-        let joined = joined.clone();
-        forwarders.push(tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(ev) => {
-                        let typing = matches!(
-                            *ev,
-                            Event::TypingStarted { .. } | Event::TypingStopped { .. }
-                        );
-                        let wanted = !typing
-                            || ev
-                                .conversation()
-                                .is_some_and(|c| joined.lock().expect("lock").contains(&c));
-                        if wanted && tx.send(ev).await.is_err() {
-                            break;
+    // The events of the user's spaces only, merged into one stream; one task
+    // per session (this one) reads the socket and writes the events.
+    let mut events = futures_util::stream::select_all(spaces.iter().map(|space| {
+        Box::pin(futures_util::stream::unfold(
+            app.hub.subscribe(*space),
+            |mut rx| async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(ev) => return Some((ev, rx)),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(skipped = n, "a slow WebSocket client missed events");
                         }
+                        Err(_) => return None,
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "a slow WebSocket client missed events");
-                    }
-                    Err(_) => break,
                 }
-            }
-        }));
-    }
-    drop(out_tx);
+            },
+        ))
+    }));
+    let (mut sink, mut stream) = socket.split();
+    let mut joined: HashSet<i64> = HashSet::new();
     let _ = app
         .db
         .run(move |c| db::users::touch_seen(c, uid, db::now()))
@@ -119,35 +104,32 @@ async fn session(app: Arc<App>, user: User, socket: WebSocket) {
                 .publish(*s, Event::PresenceOnline { user_id: uid.0 });
         }
     }
-    let writer = tokio::spawn(async move {
-        while let Some(ev) = out_rx.recv().await {
-            let Ok(text) = serde_json::to_string(&*ev) else {
-                continue;
-            };
-            if sink.send(Message::Text(text.into())).await.is_err() {
-                break;
+    loop {
+        tokio::select! {
+            ev = events.next(), if !spaces.is_empty() => {
+                let Some(ev) = ev else { break };
+                let typing = matches!(*ev, Event::TypingStarted { .. } | Event::TypingStopped { .. });
+                if typing && !ev.conversation().is_some_and(|c| joined.contains(&c)) {
+                    continue;
+                }
+                let Ok(text) = serde_json::to_string(&*ev) else { continue };
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            frame = stream.next() => {
+                let text = match frame {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                };
+                match serde_json::from_str::<ClientFrame>(&text) {
+                    Ok(f) => handle(&app, &user, &spaces, &mut joined, f).await,
+                    Err(e) => tracing::debug!(error = %e, "bad WebSocket frame"),
+                }
             }
         }
-    });
-    while let Some(Ok(msg)) = stream.next().await {
-        let text = match msg {
-            Message::Text(t) => t,
-            Message::Close(_) => break,
-            _ => continue,
-        };
-        let frame: ClientFrame = match serde_json::from_str(&text) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::debug!(error = %e, "bad WebSocket frame");
-                continue;
-            }
-        };
-        handle(&app, &user, &spaces, &joined, frame).await;
     }
-    for f in forwarders {
-        f.abort();
-    }
-    writer.abort();
     let _ = app
         .db
         .run(move |c| db::users::touch_seen(c, uid, db::now()))
@@ -164,7 +146,7 @@ async fn handle(
     app: &Arc<App>,
     user: &User,
     spaces: &[SpaceId],
-    joined: &std::sync::Mutex<HashSet<i64>>,
+    joined: &mut HashSet<i64>,
     frame: ClientFrame,
 ) {
     let conversation = match &frame {
@@ -191,10 +173,10 @@ async fn handle(
     let uid = user.id;
     match frame {
         ClientFrame::Join { .. } => {
-            joined.lock().expect("lock").insert(conversation);
+            joined.insert(conversation);
         }
         ClientFrame::Leave { .. } => {
-            joined.lock().expect("lock").remove(&conversation);
+            joined.remove(&conversation);
         }
         ClientFrame::Typing { active, .. } => app.hub.publish(
             space,
