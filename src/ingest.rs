@@ -295,19 +295,9 @@ pub async fn download(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
             limit,
         )));
     }
-    let mut writer = app.vault.writer(limit).map_err(JobError::retry)?;
-    let mut stream = tg.files.download_file_stream(&file.path);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            JobError::retry(format!(
-                "download interrupted: {}",
-                crate::redact(&e.to_string())
-            ))
-        })?;
-        tokio::task::block_in_place(|| writer.write(&chunk)).map_err(vault_error)?;
-    }
+    let writer = fetch(app, tg, &file.path, limit).await?;
     let declared_mime = target.declared_mime.clone();
-    let blob = tokio::task::block_in_place(|| {
+    let blob = tokio::task::block_in_place(move || {
         writer.commit(expect_for(target.kind), declared_mime.as_deref(), None)
     })
     .map_err(vault_error)?;
@@ -424,6 +414,28 @@ pub async fn thumbnail(app: &Arc<App>, payload: &Value) -> Result<(), JobError> 
     Ok(())
 }
 
+/// Streams a Bot API file (`file_path` from `getFile`) into a new vault
+/// writer of at most `limit` bytes.
+async fn fetch(
+    app: &Arc<App>,
+    tg: &telegram::Telegram,
+    path: &str,
+    limit: u64,
+) -> Result<crate::vault::BlobWriter, JobError> {
+    let mut writer = app.vault.writer(limit).map_err(JobError::retry)?;
+    let mut stream = tg.files.download_file_stream(path);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            JobError::retry(format!(
+                "download interrupted: {}",
+                crate::redact(&e.to_string())
+            ))
+        })?;
+        tokio::task::block_in_place(|| writer.write(&chunk)).map_err(vault_error)?;
+    }
+    Ok(writer)
+}
+
 /// Largest Telegram thumbnail we fetch, bytes (they are 320 px JPEGs of a few kB).
 const POSTER_LIMIT: u64 = 1024 * 1024;
 
@@ -439,12 +451,7 @@ async fn poster(
         .get_file(FileId(file_id.to_string()))
         .await
         .map_err(bot_error)?;
-    let mut writer = app.vault.writer(POSTER_LIMIT).map_err(JobError::retry)?;
-    let mut stream = tg.files.download_file_stream(&file.path);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| JobError::retry(crate::redact(&e.to_string())))?;
-        tokio::task::block_in_place(|| writer.write(&chunk)).map_err(vault_error)?;
-    }
+    let writer = fetch(app, tg, &file.path, POSTER_LIMIT).await?;
     let max_pixels = app.config.max_image_pixels;
     tokio::task::spawn_blocking(move || {
         let scratch = writer.into_scratch(Expect::Image).map_err(vault_error)?;

@@ -154,13 +154,7 @@ pub fn create_appointment(
         params![scope.id().0, c.id, starts_at, duration_minutes, notes, now()],
     )?;
     let appointment = conn.last_insert_rowid();
-    let t = now();
-    conn.execute(
-        "INSERT INTO conversations(space_id, contact_id, appointment_id, title, last_message_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        params![scope.id().0, c.id, appointment, c.name, t],
-    )?;
-    let conversation = conn.last_insert_rowid();
+    let conversation = insert_conversation(conn, scope.id(), c.id, Some(appointment), &c.name)?;
     let when = chrono::DateTime::from_timestamp(starts_at, 0).unwrap_or_default();
     let text = if super::spaces::language(conn, scope.id())? == "fr" {
         format!(
@@ -291,10 +285,31 @@ pub fn create_conversation(
     title: Option<&str>,
 ) -> DbResult<i64> {
     let c = contact(conn, scope, contact_id)?;
+    insert_conversation(conn, scope.id(), c.id, None, title.unwrap_or(&c.name))
+}
+
+/// Ok when the conversation belongs to the scope's space, else not found.
+fn in_scope(conn: &Connection, scope: &SpaceScope, conversation: i64) -> DbResult<()> {
+    if conversation_space(conn, conversation)? == scope.id() {
+        Ok(())
+    } else {
+        Err(DbError::NotFound)
+    }
+}
+
+/// Inserts a conversation; returns its id.
+fn insert_conversation(
+    conn: &Connection,
+    space: SpaceId,
+    contact: i64,
+    appointment: Option<i64>,
+    title: &str,
+) -> DbResult<i64> {
     let t = now();
     conn.execute(
-        "INSERT INTO conversations(space_id, contact_id, title, last_message_at, created_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-        params![scope.id().0, c.id, title.unwrap_or(&c.name), t],
+        "INSERT INTO conversations(space_id, contact_id, appointment_id, title, last_message_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![space.0, contact, appointment, title, t],
     )?;
     Ok(conn.last_insert_rowid())
 }
@@ -610,12 +625,7 @@ pub fn open_conversation(
     {
         return Ok(id);
     }
-    let t = now();
-    conn.execute(
-        "INSERT INTO conversations(space_id, contact_id, title, last_message_at, created_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-        params![space.0, contact, title, t],
-    )?;
-    Ok(conn.last_insert_rowid())
+    insert_conversation(conn, space, contact, None, title)
 }
 
 fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InboxMessage> {
@@ -640,13 +650,7 @@ pub fn list_messages(
     before: Option<i64>,
     limit: i64,
 ) -> DbResult<(Vec<InboxMessage>, Option<String>)> {
-    conversation_space(conn, conversation).and_then(|s| {
-        if s == scope.id() {
-            Ok(())
-        } else {
-            Err(DbError::NotFound)
-        }
-    })?;
+    in_scope(conn, scope, conversation)?;
     let mut st = conn.prepare(
         "SELECT id, conversation_id, author_kind, author_user_id, text, created_at, delivery, delivery_error
          FROM inbox_messages WHERE conversation_id = ?1 AND deleted_at IS NULL AND id < ?2 ORDER BY id DESC LIMIT ?3",
@@ -686,13 +690,7 @@ pub fn mark_read(
     user: UserId,
     up_to: Option<i64>,
 ) -> DbResult<i64> {
-    conversation_space(conn, conversation).and_then(|s| {
-        if s == scope.id() {
-            Ok(())
-        } else {
-            Err(DbError::NotFound)
-        }
-    })?;
+    in_scope(conn, scope, conversation)?;
     let last: i64 = conn.query_row(
         "SELECT coalesce(max(id), 0) FROM inbox_messages WHERE conversation_id = ?1 AND id <= ?2",
         params![conversation, up_to.unwrap_or(i64::MAX)],

@@ -732,15 +732,3 @@ pub fn stats(conn: &Connection, scope: &SpaceScope) -> DbResult<SpaceStats> {
         .collect::<Result<_, _>>()?;
     Ok(s)
 }
-
-/// The blob path components of an album item, for serving files: `(sha256, mime)`.
-pub fn blob_of(conn: &Connection, scope: &SpaceScope, id: MediaId) -> DbResult<(String, String)> {
-    conn.query_row(
-        "SELECT b.sha256, b.mime FROM media m JOIN blobs b ON b.sha256 = m.sha256
-         WHERE m.space_id = ?1 AND m.id = ?2 AND m.state = 'stored'",
-        params![scope.id().0, id.0],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .optional()?
-    .ok_or(DbError::NotFound)
-}

@@ -32,26 +32,23 @@ pub fn media_key(id: i64) -> String {
 
 /// Marks every document (of one space, or all) dirty. Returns how many.
 pub fn mark_all_dirty(conn: &Connection, space: Option<SpaceId>) -> DbResult<usize> {
-    let s = space.map(|s| s.0);
-    let base: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM index_queue", [], |r| {
-        r.get(0)
-    })?;
-    let a = conn.execute(
-        "INSERT INTO index_queue(doc_key, seq) SELECT 'm:' || id, ?2 + id FROM messages
-         WHERE ?1 IS NULL OR space_id = ?1
-         ON CONFLICT(doc_key) DO UPDATE SET seq = excluded.seq",
-        params![s, base],
-    )?;
-    let base: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM index_queue", [], |r| {
-        r.get(0)
-    })?;
-    let b = conn.execute(
-        "INSERT INTO index_queue(doc_key, seq) SELECT 'f:' || id, ?2 + id FROM media
-         WHERE ?1 IS NULL OR space_id = ?1
-         ON CONFLICT(doc_key) DO UPDATE SET seq = excluded.seq",
-        params![s, base],
-    )?;
-    Ok(a + b)
+    let mut n = 0;
+    // Table names are constants; each batch gets sequence numbers above the queue's.
+    for (prefix, table) in [("m", "messages"), ("f", "media")] {
+        let base: i64 =
+            conn.query_row("SELECT coalesce(max(seq), 0) FROM index_queue", [], |r| {
+                r.get(0)
+            })?;
+        n += conn.execute(
+            &format!(
+                "INSERT INTO index_queue(doc_key, seq) SELECT '{prefix}:' || id, ?2 + id FROM {table}
+                 WHERE ?1 IS NULL OR space_id = ?1
+                 ON CONFLICT(doc_key) DO UPDATE SET seq = excluded.seq"
+            ),
+            params![space.map(|s| s.0), base],
+        )?;
+    }
+    Ok(n)
 }
 
 /// Up to `limit` queued keys with their sequence numbers, oldest first.

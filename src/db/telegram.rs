@@ -157,6 +157,17 @@ pub fn bind_chat(conn: &Connection, chat_id: i64, space: SpaceId) -> DbResult<us
     Ok(ids.len())
 }
 
+/// The title of one chat, if the bot has seen it.
+pub fn chat_title(conn: &Connection, chat_id: i64) -> DbResult<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT title FROM telegram_chats WHERE chat_id = ?1",
+            [chat_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// Every chat, pending ones first.
 pub fn list_chats(conn: &Connection) -> DbResult<Vec<Chat>> {
     let mut st = conn.prepare(

@@ -58,7 +58,7 @@ pub fn import(importer: &mut super::Importer, root: &std::path::Path) -> anyhow:
             .ok()
             .and_then(|m| m.modified().ok())
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs() as i64);
+            .map_or_else(crate::db::now, |d| d.as_secs() as i64);
         let name = path
             .strip_prefix(root)
             .unwrap_or(path)

@@ -252,11 +252,6 @@ impl Importer {
         let Some(blob) = self.blob(&mut a)? else {
             return Ok(None);
         };
-        let sent_at = match sent_at {
-            0 => crate::imaging::capture_time(&self.app.vault.blob_path(&blob.sha256))
-                .unwrap_or_else(db::now),
-            t => t,
-        };
         let m = Message {
             source,
             chat_id: 0,

@@ -134,44 +134,30 @@ fn date_time(s: &str) -> Option<DateTimeParts> {
 pub fn header(original: &str) -> Option<Header> {
     let cleaned = clean(original);
     let line = cleaned.trim_start();
-    // The text after the header, taken from the original line: its marks matter (see [`body`]).
+    // The text after the header is taken from the original line: its marks matter (see [`body`]).
     let original = original.trim_end_matches(['\r', '\n']);
-    if let Some(inner) = line.strip_prefix('[') {
-        let close = inner.find(']')?;
-        let (date, month_etc) = (&inner[..close], &inner[close + 1..]);
-        let (d, first_len, hour, minute, second, pm) = date_time(date)?;
-        return Some(Header {
-            bracket: true,
-            date: d,
-            first_len,
-            hour,
-            minute,
-            second,
-            pm,
-            rest: original
-                .find(']')
-                .map(|i| &original[i + 1..])
-                .map(|r| r.strip_prefix(' ').unwrap_or(r).to_string())
-                .unwrap_or_else(|| month_etc.trim_start().to_string()),
-        });
-    }
-    let dash = line.find(" - ")?;
-    if dash > 32 {
-        return None;
-    }
-    let (d, first_len, hour, minute, second, pm) = date_time(&line[..dash])?;
+    let (bracket, stamp, rest) = if let Some(inner) = line.strip_prefix('[') {
+        let stamp = &inner[..inner.find(']')?];
+        let rest = original.find(']').map_or("", |i| &original[i + 1..]);
+        (true, stamp, rest.strip_prefix(' ').unwrap_or(rest))
+    } else {
+        let dash = line.find(" - ").filter(|d| *d <= 32)?;
+        (
+            false,
+            &line[..dash],
+            original.find(" - ").map_or("", |i| &original[i + 3..]),
+        )
+    };
+    let (date, first_len, hour, minute, second, pm) = date_time(stamp)?;
     Some(Header {
-        bracket: false,
-        date: d,
+        bracket,
+        date,
         first_len,
         hour,
         minute,
         second,
         pm,
-        rest: original.find(" - ").map_or_else(
-            || line[dash + 3..].to_string(),
-            |i| original[i + 3..].to_string(),
-        ),
+        rest: rest.to_string(),
     })
 }
 

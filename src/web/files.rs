@@ -52,16 +52,12 @@ pub async fn original(
     Query(q): Query<FileQuery>,
     req: Request,
 ) -> Result<Response, AppError> {
-    let item = {
-        let scope = scope.clone();
-        app.db
-            .run(move |c| db::media::get(c, &scope, MediaId(id)))
-            .await?
-    };
-    let (sha, mime) = app
+    let item = app
         .db
-        .run(move |c| db::media::blob_of(c, &scope, MediaId(id)))
+        .run(move |c| db::media::get(c, &scope, MediaId(id)))
         .await?;
+    let sha = item.sha256.clone().unwrap_or_default();
+    let mime = item.mime.clone().unwrap_or_default();
     let sha = Sha256Hex::parse(&sha)
         .ok_or_else(|| AppError::Internal(format!("bad sha256 in the database: {sha}")))?;
     let mime: mime_guess::mime::Mime = mime

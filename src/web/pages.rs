@@ -241,12 +241,9 @@ pub async fn media(
     let chat_id = item.chat_id;
     let chat_title = app
         .db
-        .run(move |c| {
-            Ok(db::telegram::list_chats(c)?
-                .into_iter()
-                .find(|ch| Some(ch.chat_id) == chat_id)
-                .map(|ch| ch.title)
-                .unwrap_or_default())
+        .run(move |c| match chat_id {
+            Some(id) => Ok(db::telegram::chat_title(c, id)?.unwrap_or_default()),
+            None => Ok(String::new()),
         })
         .await?;
     Ok(MediaPage {
