@@ -669,9 +669,9 @@ pub fn list_messages(
     Ok((items, next))
 }
 
-/// One message of the space.
+/// One message of the space, with its attachments.
 pub fn message(conn: &Connection, scope: &SpaceScope, id: i64) -> DbResult<InboxMessage> {
-    conn.query_row(
+    let mut m = conn.query_row(
         "SELECT m.id, m.conversation_id, m.author_kind, m.author_user_id, m.text, m.created_at, m.delivery, m.delivery_error
          FROM inbox_messages m JOIN conversations c ON c.id = m.conversation_id
          WHERE m.id = ?1 AND c.space_id = ?2 AND m.deleted_at IS NULL",
@@ -679,7 +679,9 @@ pub fn message(conn: &Connection, scope: &SpaceScope, id: i64) -> DbResult<Inbox
         message_from_row,
     )
     .optional()?
-    .ok_or(DbError::NotFound)
+    .ok_or(DbError::NotFound)?;
+    fill_attachments(conn, std::slice::from_mut(&mut m))?;
+    Ok(m)
 }
 
 /// Marks a conversation read by a user up to a message (default: the latest). Returns that message id.

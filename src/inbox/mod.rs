@@ -96,6 +96,10 @@ pub enum Event {
         /// Who.
         user_id: i64,
     },
+    /// This session fell more than [`CHANNEL_CAPACITY`] events behind and
+    /// missed some: the client reloads what it shows from the REST API.
+    #[serde(rename = "resync")]
+    Resync,
 }
 
 impl Event {
@@ -121,35 +125,75 @@ impl Event {
             | Event::TypingStopped {
                 conversation_id, ..
             } => Some(*conversation_id),
-            Event::PresenceOnline { .. } | Event::PresenceOffline { .. } => None,
+            Event::PresenceOnline { .. } | Event::PresenceOffline { .. } | Event::Resync => None,
         }
     }
 }
 
+/// An event as published: the event and its JSON text, serialized once for
+/// every session that receives it.
+#[derive(Debug)]
+pub struct Published {
+    /// The event.
+    pub event: Event,
+    /// `serde_json` of [`Published::event`]; cloning it shares the bytes.
+    pub json: axum::extract::ws::Utf8Bytes,
+}
+
+/// Events a space's channel holds for sessions that have not read them yet.
+/// A session further behind skips ahead and is told to reload
+/// (`{"type": "resync"}`). The buffer is allocated whole when the channel
+/// opens (about 40 bytes a slot), so it stays small: a studio of ten staff
+/// produces a few events a second, and thousands of studios share the RAM.
+pub const CHANNEL_CAPACITY: usize = 128;
+
 /// Channels per space and session counts per user.
 #[derive(Default)]
 pub struct Hub {
-    spaces: Mutex<HashMap<SpaceId, broadcast::Sender<Arc<Event>>>>,
+    spaces: Mutex<HashMap<SpaceId, broadcast::Sender<Arc<Published>>>>,
     sessions: Mutex<HashMap<UserId, usize>>,
 }
 
 impl Hub {
-    fn channel(&self, space: SpaceId) -> broadcast::Sender<Arc<Event>> {
+    fn channel(&self, space: SpaceId) -> broadcast::Sender<Arc<Published>> {
         self.spaces
             .lock()
             .expect("hub lock")
             .entry(space)
-            .or_insert_with(|| broadcast::channel(1024).0)
+            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
             .clone()
     }
 
-    /// Sends an event to the members of `space` connected now.
+    /// Sends an event to the members of `space` connected now. The JSON is
+    /// written here, once; nothing is serialized when nobody listens.
     pub fn publish(&self, space: SpaceId, event: Event) {
-        let _ = self.channel(space).send(Arc::new(event));
+        let Some(channel) = self.spaces.lock().expect("hub lock").get(&space).cloned() else {
+            return;
+        };
+        if channel.receiver_count() == 0 {
+            return;
+        }
+        match serde_json::to_string(&event) {
+            Ok(json) => {
+                let _ = channel.send(Arc::new(Published {
+                    event,
+                    json: json.into(),
+                }));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot serialize an inbox event"),
+        }
+    }
+
+    /// The `resync` event, for a session that lagged.
+    pub fn resync() -> Arc<Published> {
+        Arc::new(Published {
+            event: Event::Resync,
+            json: r#"{"type":"resync"}"#.into(),
+        })
     }
 
     /// Receives the events of `space`.
-    pub fn subscribe(&self, space: SpaceId) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe(&self, space: SpaceId) -> broadcast::Receiver<Arc<Published>> {
         self.channel(space).subscribe()
     }
 
@@ -183,7 +227,8 @@ impl Hub {
     }
 }
 
-/// Publishes `message.created` for the latest message of a conversation.
+/// Publishes `message.created` for the latest message of a conversation
+/// (after a write that did not return it: a system or contact message).
 pub async fn publish_latest(app: &Arc<App>, space: SpaceId, conversation: i64) {
     let scope = db::spaces::operator_scope(db::spaces::Space {
         id: space,
@@ -196,15 +241,20 @@ pub async fn publish_latest(app: &Arc<App>, space: SpaceId, conversation: i64) {
         .await
     {
         if let Some(message) = items.into_iter().next() {
-            app.hub.publish(
-                space,
-                Event::MessageCreated {
-                    conversation_id: conversation,
-                    message,
-                },
-            );
+            publish_message(app, space, message);
         }
     }
+}
+
+/// Publishes `message.created` for a message just written.
+pub fn publish_message(app: &App, space: SpaceId, message: InboxMessage) {
+    app.hub.publish(
+        space,
+        Event::MessageCreated {
+            conversation_id: message.conversation_id,
+            message,
+        },
+    );
 }
 
 /// Job kind that sends a staff message to the contact's Telegram chat (payload `{"message_id"}`).

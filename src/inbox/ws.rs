@@ -6,7 +6,8 @@
 //! `{"type": "join" | "leave", "conversation_id"}` (typing events of a
 //! conversation go to the sessions that joined it), `{"type": "typing",
 //! "conversation_id", "active"?}` and `{"type": "read", "conversation_id",
-//! "message_id"?}`. A bad frame gets `{"type": "error", "message"}`.
+//! "message_id"?}`. A bad frame gets `{"type": "error", "message"}`. A
+//! session that falls behind gets `{"type": "resync"}` and reloads.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -80,14 +81,13 @@ async fn session(app: Arc<App>, user: User, socket: WebSocket) {
         Box::pin(futures_util::stream::unfold(
             app.hub.subscribe(*space),
             |mut rx| async move {
-                loop {
-                    match rx.recv().await {
-                        Ok(ev) => return Some((ev, rx)),
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            tracing::warn!(skipped = n, "a slow WebSocket client missed events");
-                        }
-                        Err(_) => return None,
+                match rx.recv().await {
+                    Ok(ev) => Some((ev, rx)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, "a slow WebSocket client missed events");
+                        Some((super::Hub::resync(), rx))
                     }
+                    Err(_) => None,
                 }
             },
         ))
@@ -108,12 +108,11 @@ async fn session(app: Arc<App>, user: User, socket: WebSocket) {
         tokio::select! {
             ev = events.next(), if !spaces.is_empty() => {
                 let Some(ev) = ev else { break };
-                let typing = matches!(*ev, Event::TypingStarted { .. } | Event::TypingStopped { .. });
-                if typing && !ev.conversation().is_some_and(|c| joined.contains(&c)) {
+                let typing = matches!(ev.event, Event::TypingStarted { .. } | Event::TypingStopped { .. });
+                if typing && !ev.event.conversation().is_some_and(|c| joined.contains(&c)) {
                     continue;
                 }
-                let Ok(text) = serde_json::to_string(&*ev) else { continue };
-                if sink.send(Message::Text(text.into())).await.is_err() {
+                if sink.send(Message::Text(ev.json.clone())).await.is_err() {
                     break;
                 }
             }
@@ -125,7 +124,12 @@ async fn session(app: Arc<App>, user: User, socket: WebSocket) {
                 };
                 match serde_json::from_str::<ClientFrame>(&text) {
                     Ok(f) => handle(&app, &user, &spaces, &mut joined, f).await,
-                    Err(e) => tracing::debug!(error = %e, "bad WebSocket frame"),
+                    Err(e) => {
+                        let error = serde_json::json!({ "type": "error", "message": format!("bad frame: {e}") });
+                        if sink.send(Message::Text(error.to_string().into())).await.is_err() {
+                            break;
+                        }
+                    }
                 }
             }
         }

@@ -544,12 +544,12 @@ pub async fn post_message(
     staff(&scope)?;
     let space = scope.id();
     let uid = user.id;
+    // A group commit: concurrent messages share one durable transaction.
     let (message, queued_jobs) = app
         .db
-        .run(move |c| {
-            let tx = db::write_tx(c)?;
+        .write(move |tx| {
             let (m, bridged) = db::inbox::add_message_with(
-                &tx,
+                tx,
                 &scope,
                 id,
                 "staff",
@@ -559,9 +559,9 @@ pub async fn post_message(
             )?;
             for (i, b) in blobs.iter().enumerate() {
                 let sha = b.sha256.as_str();
-                if db::media::insert_blob(&tx, sha, b.bytes as i64, &b.mime)? {
+                if db::media::insert_blob(tx, sha, b.bytes as i64, &b.mime)? {
                     db::jobs::enqueue(
-                        &tx,
+                        tx,
                         &NewJob {
                             kind: crate::jobs::kind::THUMBNAIL,
                             payload: json!({ "sha256": sha }),
@@ -571,21 +571,24 @@ pub async fn post_message(
                         },
                     )?;
                 }
-                db::inbox::add_attachment(&tx, m, i as i64, sha)?;
+                db::inbox::add_attachment(tx, m, i as i64, sha)?;
             }
             if bridged {
-                enqueue_delivery(&tx, m, space)?;
+                enqueue_delivery(tx, m, space)?;
             }
-            db::inbox::mark_read(&tx, &scope, id, uid, Some(m))?;
-            tx.commit()?;
-            Ok((m, bridged || !blobs.is_empty()))
+            db::inbox::mark_read(tx, &scope, id, uid, Some(m))?;
+            Ok((
+                db::inbox::message(tx, &scope, m)?,
+                bridged || !blobs.is_empty(),
+            ))
         })
         .await?;
     if queued_jobs {
         app.jobs_added.notify_waiters();
     }
-    crate::inbox::publish_latest(app, space, id).await;
-    Ok(message)
+    let message_id = message.id;
+    crate::inbox::publish_message(app, space, message);
+    Ok(message_id)
 }
 
 /// `GET /api/v1/messages/{id}/attachments/{n}`: an attached image (members only).

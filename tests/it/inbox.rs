@@ -415,6 +415,14 @@ async fn websocket_events_reach_the_studio_and_only_the_studio() {
         .unwrap();
     next_event(&mut alice1, "typing.stopped").await;
 
+    // A frame the server cannot read is answered with an error, and the session goes on.
+    carol
+        .send(Message::Text(r#"{"type": "wave"}"#.into()))
+        .await
+        .unwrap();
+    let e = next_event(&mut carol, "error").await;
+    assert!(e["message"].as_str().unwrap().contains("wave"), "{e}");
+
     // Read receipts.
     alice2
         .send(Message::Text(
