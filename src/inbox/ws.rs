@@ -61,7 +61,7 @@ pub async fn handshake(
 ) -> Response {
     // Small buffers: thousands of mostly idle sessions on a 1 GB board. Client
     // frames are tiny; events are a few hundred bytes.
-    ws.read_buffer_size(4096)
+    ws.read_buffer_size(512)
         .write_buffer_size(0)
         .max_write_buffer_size(1 << 20)
         .max_message_size(64 << 10)
