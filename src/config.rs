@@ -124,6 +124,22 @@ pub struct Config {
     pub smtp_from: String,
     /// Minutes a staff member must be away before a digest, and between two digests.
     pub inbox_email_after_minutes: i64,
+    /// Key that seals stored secrets (64 hex digits or base64 of 32 bytes).
+    /// None: `DATA_DIR/secret.key`, created on first run.
+    pub secret_key: Option<Secret>,
+    /// Meta app secret: `POST /hooks/meta` checks `X-Hub-Signature-256` with it.
+    /// None: the Meta receiver answers 503.
+    pub meta_app_secret: Option<Secret>,
+    /// The verify token typed in the Meta app's webhook settings (`GET /hooks/meta`).
+    pub meta_verify_token: Option<Secret>,
+    /// Graph API base URL (media downloads, WhatsApp/Instagram replies).
+    pub meta_graph_url: String,
+    /// Access token (system user) for the Graph API.
+    pub meta_access_token: Option<Secret>,
+    /// Stripe endpoint secret (`whsec_…`): `POST /hooks/stripe` checks `Stripe-Signature`.
+    pub stripe_webhook_secret: Option<Secret>,
+    /// Oldest `Stripe-Signature` timestamp accepted, seconds (Stripe's default, 300).
+    pub stripe_tolerance_s: i64,
 }
 
 impl Default for Config {
@@ -146,6 +162,13 @@ impl Default for Config {
             smtp_url: None,
             smtp_from: "appliance <appliance@localhost>".into(),
             inbox_email_after_minutes: 15,
+            secret_key: None,
+            meta_app_secret: None,
+            meta_verify_token: None,
+            meta_graph_url: "https://graph.facebook.com/v21.0/".into(),
+            meta_access_token: None,
+            stripe_webhook_secret: None,
+            stripe_tolerance_s: 300,
         }
     }
 }

@@ -310,6 +310,7 @@ pub async fn download(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
             let tx = db::write_tx(c)?;
             let new_blob = db::media::insert_blob(&tx, &sha, blob.bytes as i64, &blob.mime)?;
             let attached = db::media::attach_blob(&tx, id, space, &sha)?;
+            crate::notify::events::media_added(&tx, space)?;
             // A new blob needs its renderings; a known one without any may get
             // them from this item's Telegram preview.
             let dedup_key = if new_blob {
@@ -463,18 +464,34 @@ async fn poster(
 
 /// Called once when a job fails for good: records the reason where the user looks.
 pub async fn give_up(app: &Arc<App>, job: &ClaimedJob, error: &str) {
+    if job.kind == crate::notify::DELIVER_JOB {
+        crate::notify::delivery_failed(app, &job.payload).await;
+    }
     if job.kind == crate::inbox::DELIVER_JOB {
         crate::inbox::delivery_failed(app, &job.payload, error).await;
     }
     if job.kind == kind::DOWNLOAD {
         if let Some(id) = job.payload.get("media_id").and_then(Value::as_i64) {
             let error = error.to_string();
-            if let Err(e) = app
+            match app
                 .db
-                .run(move |c| db::media::mark_failed(c, MediaId(id), &error))
+                .write(move |c| {
+                    db::media::mark_failed(c, MediaId(id), &error)?;
+                    let (space, name) = db::media::media_space(c, MediaId(id))?;
+                    let file = name.unwrap_or_else(|| format!("item {id}"));
+                    crate::notify::emit(
+                        c,
+                        Some(space),
+                        "ingest.failed",
+                        serde_json::json!({ "media_id": id, "error": error }),
+                        &format!("could not store {file}: {error}"),
+                    )
+                })
                 .await
             {
-                tracing::error!(error = %e, "cannot mark the media item failed");
+                Ok(n) if n > 0 => app.jobs_added.notify_waiters(),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot mark the media item failed"),
             }
         }
     }

@@ -133,6 +133,10 @@ async fn run_one(app: &Arc<App>, job: ClaimedJob) {
         kind::THUMBNAIL => crate::ingest::thumbnail(app, &job.payload).await,
         crate::inbox::DELIVER_JOB => crate::inbox::deliver(app, &job.payload).await,
         crate::inbox::email::DIGEST_JOB => crate::inbox::email::send(app, &job.payload).await,
+        crate::notify::DELIVER_JOB => crate::notify::deliver(app, &job.payload).await,
+        crate::notify::events::MEDIA_BATCH_JOB => {
+            crate::notify::events::media_batch(app, &job.payload).await
+        }
         other => Err(JobError::Permanent(format!("unknown job kind {other:?}"))),
     };
     let id = job.id;

@@ -13,7 +13,9 @@ pub mod import;
 pub mod inbox;
 pub mod ingest;
 pub mod jobs;
+pub mod notify;
 pub mod search;
+pub mod secrets;
 pub mod telegram;
 pub mod vault;
 pub mod web;
@@ -42,6 +44,10 @@ pub struct App {
     pub index_dirty: tokio::sync::Notify,
     /// Live inbox events.
     pub hub: inbox::Hub,
+    /// Seals and opens the secrets stored in the database.
+    pub secrets: secrets::SecretBox,
+    /// Outbound HTTP client and rate limits, per target.
+    pub outbound: notify::Outbound,
 }
 
 /// Paths inside the data directory.
@@ -72,7 +78,14 @@ impl App {
         let vault = vault::Vault::open(config.data_dir.join("vault"))?;
         let telegram = telegram::Telegram::from_config(&config);
         let search = Arc::new(search::Search::open(&config.data_dir.join("index"))?);
+        let secrets = secrets::SecretBox::load(
+            &config.data_dir,
+            config.secret_key.as_ref().map(config::Secret::expose),
+            &*db.conn()?,
+        )?;
         Ok(Arc::new(App {
+            secrets,
+            outbound: notify::Outbound::default(),
             config,
             db,
             vault,
@@ -117,6 +130,11 @@ pub async fn serve(
         app.clone(),
         stop_rx.clone(),
     )));
+    tasks.push(tokio::spawn(notify::events::run(
+        app.clone(),
+        stop_rx.clone(),
+    )));
+    notify::events::system_status(&app, "started", String::new()).await;
     tasks.push(tokio::spawn(db::checkpoint_loop(
         app.db.clone(),
         Duration::from_millis(500),
@@ -145,6 +163,8 @@ pub async fn serve(
             }
         })
         .await?;
+    // Recorded before the workers stop: delivered now if quick, else after the next start.
+    notify::events::system_status(&app, "stopping", String::new()).await;
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;

@@ -47,6 +47,11 @@ pub struct ClaimedJob {
 
 /// Adds a job; returns `None` when a job with the same dedup key already exists.
 pub fn enqueue(conn: &Connection, job: &NewJob<'_>) -> DbResult<Option<JobId>> {
+    enqueue_at(conn, job, now_ms())
+}
+
+/// Adds a job that runs no earlier than `run_at_ms` (Unix milliseconds).
+pub fn enqueue_at(conn: &Connection, job: &NewJob<'_>, run_at_ms: i64) -> DbResult<Option<JobId>> {
     let t = now();
     let n = conn.execute(
         "INSERT INTO jobs(kind, payload, dedup_key, space_id, max_attempts, run_at_ms, created_at, updated_at)
@@ -58,7 +63,7 @@ pub fn enqueue(conn: &Connection, job: &NewJob<'_>) -> DbResult<Option<JobId>> {
             job.dedup_key,
             job.space.map(|s| s.0),
             job.max_attempts,
-            now_ms(),
+            run_at_ms,
             t
         ],
     )?;

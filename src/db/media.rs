@@ -732,3 +732,44 @@ pub fn stats(conn: &Connection, scope: &SpaceScope) -> DbResult<SpaceStats> {
         .collect::<Result<_, _>>()?;
     Ok(s)
 }
+
+/// Media of `space` stored after row id `after`: (id, kind, sender name), oldest first, at most 1,000.
+pub fn stored_since(
+    conn: &Connection,
+    space: SpaceId,
+    after: i64,
+) -> DbResult<Vec<(i64, String, Option<String>)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, kind, sender_name FROM media WHERE space_id = ?1 AND state = 'stored' AND id > ?2
+         ORDER BY id LIMIT 1000",
+    )?;
+    let rows = st
+        .query_map(params![space.0, after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Per space: (space, name, media stored, messages received) since `since` (Unix seconds).
+pub fn daily_counts(conn: &Connection, since: i64) -> DbResult<Vec<(SpaceId, String, i64, i64)>> {
+    let mut st = conn.prepare(
+        "SELECT s.id, s.name,
+                (SELECT count(*) FROM media m WHERE m.space_id = s.id AND m.state = 'stored' AND m.received_at >= ?1),
+                (SELECT count(*) FROM messages g WHERE g.space_id = s.id AND g.sent_at >= ?1)
+         FROM spaces s ORDER BY s.id",
+    )?;
+    let rows = st
+        .query_map([since], |r| Ok((SpaceId(r.get(0)?), r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The space of a media item and its file name.
+pub fn media_space(conn: &Connection, id: MediaId) -> DbResult<(SpaceId, Option<String>)> {
+    conn.query_row(
+        "SELECT space_id, file_name FROM media WHERE id = ?1",
+        [id.0],
+        |r| Ok((SpaceId(r.get(0)?), r.get(1)?)),
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}

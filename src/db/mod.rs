@@ -16,6 +16,7 @@
 //! checking membership (or by the local operator through the CLI).
 
 pub mod inbox;
+pub mod integrations;
 pub mod jobs;
 pub mod media;
 pub mod search;
@@ -71,7 +72,10 @@ pub type DbResult<T> = Result<T, DbError>;
 
 /// The migrations, embedded from `migrations/NNNN_name.sql`, applied in order.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../migrations/0001_init.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/0001_init.sql")),
+        M::up(include_str!("../../migrations/0002_integrations.sql")),
+    ])
 }
 
 /// Handle to the database: a cloneable pool plus the blocking-call helper.

@@ -171,6 +171,17 @@ pub fn find(conn: &Connection, slug: &str) -> DbResult<Space> {
     .ok_or(DbError::NotFound)
 }
 
+/// A space by id.
+pub fn get(conn: &Connection, id: SpaceId) -> DbResult<Space> {
+    conn.query_row(
+        "SELECT id, slug, name FROM spaces WHERE id = ?1",
+        [id.0],
+        space_from_row,
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}
+
 /// Every space, by slug.
 pub fn list_all(conn: &Connection) -> DbResult<Vec<Space>> {
     let mut st = conn.prepare("SELECT id, slug, name FROM spaces ORDER BY slug")?;

@@ -18,6 +18,7 @@ use rusqlite::params;
 use crate::{
     db::{self, jobs::NewJob, users::UserId},
     jobs::JobError,
+    notify::SendError,
     App,
 };
 
@@ -136,29 +137,17 @@ pub async fn send(app: &Arc<App>, payload: &serde_json::Value) -> Result<(), Job
     if let Some(u) = &app.config.public_url {
         body.push_str(&format!("\nOpen the inbox: {u}\n"));
     }
-    let from = app.config.smtp_from.clone();
-    let message = Message::builder()
-        .from(
-            from.parse()
-                .map_err(|e| JobError::Permanent(format!("smtp_from {from:?}: {e}")))?,
-        )
-        .to(email
-            .parse()
-            .map_err(|e| JobError::Permanent(format!("address {email:?}: {e}")))?)
-        .subject(format!("{} unread conversation(s)", lines.len()))
-        .header(ContentType::TEXT_PLAIN)
-        .body(body)
-        .map_err(|e| JobError::Permanent(e.to_string()))?;
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
-        .map_err(|e| JobError::Permanent(format!("smtp_url: {e}")))?
-        .timeout(Some(std::time::Duration::from_secs(20)))
-        .build();
-    transport.send(message).await.map_err(|e| {
-        if e.is_permanent() {
-            JobError::Permanent(format!("SMTP refused the digest: {e}"))
-        } else {
-            JobError::retry(format!("SMTP: {e}"))
-        }
+    send_one(
+        app,
+        Some(&url),
+        &email,
+        &format!("{} unread conversation(s)", lines.len()),
+        &body,
+    )
+    .await
+    .map_err(|e| match e {
+        SendError::Permanent(m) => JobError::Permanent(m),
+        SendError::Retry(m) => JobError::retry(m),
     })?;
     app.db
         .run(move |c| {
@@ -170,6 +159,50 @@ pub async fn send(app: &Arc<App>, payload: &serde_json::Value) -> Result<(), Job
         })
         .await?;
     Ok(())
+}
+
+/// Sends one plain-text email through `smtp_url` (else the configured
+/// `smtp_url`), from `smtp_from`.
+///
+/// # Errors
+/// [`SendError::Permanent`] for a bad address or URL or an SMTP 5xx reply;
+/// [`SendError::Retry`] for a connection, TLS or 4xx problem.
+pub async fn send_one(
+    app: &App,
+    smtp_url: Option<&str>,
+    to: &str,
+    subject: &str,
+    body: &str,
+) -> Result<(), SendError> {
+    let url = smtp_url
+        .map(str::to_string)
+        .or_else(|| app.config.smtp_url.as_ref().map(|s| s.expose().to_string()))
+        .ok_or_else(|| SendError::Permanent("no SMTP server: set smtp_url".into()))?;
+    let from = app.config.smtp_from.clone();
+    let message = Message::builder()
+        .from(
+            from.parse()
+                .map_err(|e| SendError::Permanent(format!("smtp_from {from:?}: {e}")))?,
+        )
+        .to(to
+            .parse()
+            .map_err(|e| SendError::Permanent(format!("address {to:?}: {e}")))?)
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN)
+        .body(body.to_string())
+        .map_err(|e| SendError::Permanent(e.to_string()))?;
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
+        .map_err(|e| SendError::Permanent(crate::redact(&format!("SMTP URL: {e}"))))?
+        .timeout(Some(std::time::Duration::from_secs(20)))
+        .build();
+    transport.send(message).await.map(|_| ()).map_err(|e| {
+        let text = crate::redact(&format!("SMTP: {e}"));
+        if e.is_permanent() {
+            SendError::Permanent(text)
+        } else {
+            SendError::Retry(text)
+        }
+    })
 }
 
 /// Scans for digests every 30 s until shutdown.

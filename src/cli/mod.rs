@@ -90,6 +90,15 @@ pub enum Command {
     /// Import history from other apps (idempotent: a second run imports nothing).
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Outbound notifications of a space (webhook, Telegram, Discord, Slack, email).
+    #[command(subcommand)]
+    Integration(integrations::IntegrationCommand),
+    /// Secrets stored in the database.
+    #[command(subcommand)]
+    Secrets(integrations::SecretsCommand),
+    /// WhatsApp Cloud and Instagram accounts that deliver to a space.
+    #[command(subcommand)]
+    Meta(integrations::MetaCommand),
 }
 
 /// `appliance import ...`
@@ -266,6 +275,8 @@ impl Cli {
         )?)
     }
 }
+
+mod integrations;
 
 /// The space named on the command line, or an error naming it.
 fn named_space(c: &rusqlite::Connection, slug: &str) -> db::DbResult<db::spaces::Space> {
@@ -627,6 +638,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Integration(cmd) => integrations::integration(&app, cmd).await?,
+        Command::Secrets(cmd) => integrations::secrets(&app, cmd).await?,
+        Command::Meta(cmd) => integrations::meta(&app, cmd).await?,
     }
     Ok(())
 }
