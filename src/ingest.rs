@@ -107,8 +107,24 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
                         (None, Some(c), None) => c.clone(),
                         (None, None, None) => String::new(),
                     };
+                    let mut queued = 0;
                     if !text.is_empty() {
-                        db::inbox::add_contact_message(&tx, conversation, &text)?;
+                        let message =
+                            db::inbox::add_contact_message(&tx, conversation, &text)?;
+                        queued += crate::notify::emit(
+                            &tx,
+                            Some(studio.id),
+                            "message.received",
+                            serde_json::json!({ "space_id": studio.id.0, "conversation_id": conversation,
+                                                "message_id": message, "channel": "telegram", "from": name }),
+                            &format!("{name} (telegram): {text}"),
+                        )?;
+                        queued += crate::inbox::autoreply::on_contact_message(
+                            &tx,
+                            studio.id,
+                            contact,
+                            conversation,
+                        )?;
                     }
                     db::telegram::set_update_state(
                         &tx,
@@ -118,7 +134,7 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
                         Some("inbox"),
                     )?;
                     tx.commit()?;
-                    return Ok((0, None, Some((studio.id, conversation))));
+                    return Ok((queued, None, Some((studio.id, conversation))));
                 }
             }
             let Some(space) = space else {
@@ -195,6 +211,9 @@ pub async fn process_update(app: &Arc<App>, payload: &Value) -> Result<(), JobEr
         })
         .await?;
     if let Some((space, conversation)) = inbox {
+        if queued > 0 {
+            app.jobs_added.notify_waiters();
+        }
         crate::inbox::publish_latest(app, space, conversation).await;
         return Ok(());
     }

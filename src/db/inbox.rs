@@ -462,7 +462,8 @@ pub fn add_attachment(
     sha256: &str,
 ) -> DbResult<()> {
     conn.execute(
-        "INSERT INTO inbox_attachments(message_id, position, sha256) VALUES (?1, ?2, ?3)",
+        "INSERT INTO inbox_attachments(message_id, position, sha256) VALUES (?1, ?2, ?3)
+         ON CONFLICT(message_id, position) DO UPDATE SET sha256 = excluded.sha256",
         params![message, position, sha256],
     )?;
     Ok(())
@@ -579,18 +580,20 @@ pub fn add_message_with(
             "a message is at most 4096 bytes (Telegram's limit)".into(),
         ));
     }
-    let telegram: Option<Option<i64>> = conn
+    // Reachable: on Telegram, WhatsApp or Instagram.
+    let reachable: Option<bool> = conn
         .query_row(
-            "SELECT ct.telegram_user_id FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+            "SELECT ct.telegram_user_id IS NOT NULL OR ct.whatsapp_id IS NOT NULL OR ct.instagram_id IS NOT NULL
+             FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
              WHERE c.id = ?1 AND c.space_id = ?2",
             params![conversation, scope.id().0],
             |r| r.get(0),
         )
         .optional()?;
-    let Some(telegram) = telegram else {
+    let Some(reachable) = reachable else {
         return Err(DbError::NotFound);
     };
-    let bridged = author == "staff" && telegram.is_some();
+    let bridged = author == "staff" && reachable;
     let id = insert_message(
         conn,
         conversation,
@@ -600,6 +603,11 @@ pub fn add_message_with(
         bridged.then_some("pending"),
     )?;
     Ok((id, bridged))
+}
+
+/// An automatic reply: a system message delivered to the contact like a staff reply.
+pub fn add_auto_reply(conn: &Connection, conversation: i64, text: &str) -> DbResult<i64> {
+    insert_message(conn, conversation, "system", None, text, Some("pending"))
 }
 
 /// A message arriving from a contact (the Telegram bridge): no scope, the system acts.
@@ -717,16 +725,162 @@ pub fn delete_message(conn: &Connection, scope: &SpaceScope, id: i64) -> DbResul
 }
 
 /// What the Telegram bridge needs to deliver a staff message: `(text, chat id)`.
-pub fn delivery_target(conn: &Connection, message: i64) -> DbResult<(String, i64, String)> {
-    conn.query_row(
-        "SELECT m.text, ct.telegram_user_id, coalesce(m.delivery, '') FROM inbox_messages m
-         JOIN conversations c ON c.id = m.conversation_id JOIN contacts ct ON ct.id = c.contact_id
-         WHERE m.id = ?1 AND m.deleted_at IS NULL AND ct.telegram_user_id IS NOT NULL",
-        [message],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )
-    .optional()?
-    .ok_or(DbError::NotFound)
+pub fn delivery_target(conn: &Connection, message: i64) -> DbResult<(String, Channel, String)> {
+    let (text, telegram, whatsapp, instagram, space, state): (
+        String,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        i64,
+        String,
+    ) = conn
+        .query_row(
+            "SELECT m.text, ct.telegram_user_id, ct.whatsapp_id, ct.instagram_id, c.space_id, coalesce(m.delivery, '')
+             FROM inbox_messages m
+             JOIN conversations c ON c.id = m.conversation_id JOIN contacts ct ON ct.id = c.contact_id
+             WHERE m.id = ?1 AND m.deleted_at IS NULL",
+            [message],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
+        .optional()?
+        .ok_or(DbError::NotFound)?;
+    let account = |kind: &str| -> DbResult<String> {
+        conn.query_row(
+            "SELECT account_id FROM meta_accounts WHERE space_id = ?1 AND kind = ?2 ORDER BY account_id LIMIT 1",
+            params![space, kind],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| DbError::Invalid(format!("no {kind} account is bound to this studio")))
+    };
+    let channel = if let Some(chat) = telegram {
+        Channel::Telegram(chat)
+    } else if let Some(to) = whatsapp {
+        Channel::WhatsApp {
+            to,
+            account: account("whatsapp")?,
+        }
+    } else if let Some(to) = instagram {
+        Channel::Instagram {
+            to,
+            account: account("instagram")?,
+        }
+    } else {
+        return Err(DbError::NotFound);
+    };
+    Ok((text, channel, state))
+}
+
+/// Where a staff message to a contact goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Channel {
+    /// A Telegram private chat (the user id is the chat id).
+    Telegram(i64),
+    /// WhatsApp Cloud API: the contact's `wa_id`, sent from our phone number id.
+    WhatsApp {
+        /// Recipient `wa_id`.
+        to: String,
+        /// Our phone number id.
+        account: String,
+    },
+    /// Instagram messaging: the contact's scoped id, from our account id.
+    Instagram {
+        /// Recipient id.
+        to: String,
+        /// Our Instagram account id.
+        account: String,
+    },
+}
+
+/// The contact reachable at `external` on a Meta channel (`whatsapp`: the
+/// `wa_id`, also kept as the phone; `instagram`: the scoped user id),
+/// created (named `name`) if new.
+pub fn contact_for_channel(
+    conn: &Connection,
+    space: SpaceId,
+    channel: &str,
+    external: &str,
+    name: &str,
+) -> DbResult<i64> {
+    let column = match channel {
+        "whatsapp" => "whatsapp_id",
+        "instagram" => "instagram_id",
+        other => return Err(DbError::Invalid(format!("unknown channel {other}"))),
+    };
+    if let Some(id) = conn
+        .query_row(
+            &format!("SELECT id FROM contacts WHERE space_id = ?1 AND {column} = ?2"),
+            params![space.0, external],
+            |r| r.get(0),
+        )
+        .optional()?
+    {
+        return Ok(id);
+    }
+    let phone = (channel == "whatsapp").then(|| format!("+{external}"));
+    conn.execute(
+        &format!(
+            "INSERT INTO contacts(space_id, name, {column}, phone, created_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+        ),
+        params![space.0, name, external, phone, now()],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Adds a contact's message that arrived with the channel's own id
+/// (`wamid…`, Instagram `mid`). `None` when that id was already recorded
+/// (the channel redelivered the webhook).
+pub fn add_external_message(
+    conn: &Connection,
+    conversation: i64,
+    text: &str,
+    external_id: &str,
+) -> DbResult<Option<i64>> {
+    let known: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM inbox_messages WHERE external_id = ?1",
+            [external_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if known.is_some() {
+        return Ok(None);
+    }
+    let id = insert_message(conn, conversation, "contact", None, text, None)?;
+    set_external_id(conn, id, external_id)?;
+    Ok(Some(id))
+}
+
+/// Records the channel's id of a message we sent.
+pub fn set_external_id(conn: &Connection, message: i64, external_id: &str) -> DbResult<()> {
+    conn.execute(
+        "UPDATE inbox_messages SET external_id = ?2 WHERE id = ?1",
+        params![message, external_id],
+    )?;
+    Ok(())
+}
+
+/// A status callback: sets the delivery of the message with this channel id.
+/// Returns (message, conversation, space) when it is one of ours.
+pub fn set_delivery_by_external(
+    conn: &Connection,
+    external_id: &str,
+    state: &str,
+    error: Option<&str>,
+) -> DbResult<Option<(i64, i64, SpaceId)>> {
+    let found: Option<(i64, i64, i64)> = conn
+        .query_row(
+            "SELECT m.id, m.conversation_id, c.space_id FROM inbox_messages m
+             JOIN conversations c ON c.id = m.conversation_id WHERE m.external_id = ?1",
+            [external_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((m, conversation, space)) = found else {
+        return Ok(None);
+    };
+    set_delivery(conn, m, state, error)?;
+    Ok(Some((m, conversation, SpaceId(space))))
 }
 
 /// Records a delivery outcome.
@@ -750,4 +904,51 @@ pub fn archive_stale(conn: &Connection, now: i64, days: i64) -> DbResult<usize> 
         "UPDATE conversations SET archived = 1 WHERE archived = 0 AND last_message_at < ?1",
         [now - days * 86_400],
     )?)
+}
+
+/// Marks an appointment's deposit paid (Stripe) and posts a system message
+/// in its conversation, in the space's language. `amount` is in the
+/// currency's minor unit. Returns (space, conversation) when the deposit was
+/// not already recorded; `None` for an unknown appointment or a repeat.
+pub fn mark_deposit_paid(
+    conn: &Connection,
+    appointment: i64,
+    amount: Option<i64>,
+    currency: Option<&str>,
+    at: i64,
+) -> DbResult<Option<(SpaceId, Option<i64>)>> {
+    let found: Option<(i64, Option<i64>)> = conn
+        .query_row(
+            "SELECT a.space_id, (SELECT id FROM conversations c WHERE c.appointment_id = a.id)
+             FROM appointments a WHERE a.id = ?1 AND a.deposit_paid_at IS NULL",
+            [appointment],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((space, conversation)) = found else {
+        return Ok(None);
+    };
+    conn.execute(
+        "UPDATE appointments SET deposit_paid_at = ?2 WHERE id = ?1",
+        params![appointment, at],
+    )?;
+    if let Some(conversation) = conversation {
+        let space = SpaceId(space);
+        let french = super::spaces::language(conn, space)? == "fr";
+        let money = amount.map(|a| {
+            let cur = currency.unwrap_or("").to_uppercase();
+            if french {
+                format!(" : {},{:02} {cur}", a / 100, a % 100)
+            } else {
+                format!(": {}.{:02} {cur}", a / 100, a % 100)
+            }
+        });
+        let text = if french {
+            format!("Acompte reçu{}", money.unwrap_or_default())
+        } else {
+            format!("Deposit received{}", money.unwrap_or_default())
+        };
+        insert_message(conn, conversation, "system", None, text.trim(), None)?;
+    }
+    Ok(Some((SpaceId(space), conversation)))
 }

@@ -152,9 +152,11 @@ pub fn get_unscoped(conn: &Connection, id: i64) -> DbResult<Integration> {
 
 /// The space of an integration (for the CLI, which then takes an operator scope).
 pub fn space_of(conn: &Connection, id: i64) -> DbResult<SpaceId> {
-    conn.query_row("SELECT space_id FROM integrations WHERE id = ?1", [id], |r| {
-        Ok(SpaceId(r.get(0)?))
-    })
+    conn.query_row(
+        "SELECT space_id FROM integrations WHERE id = ?1",
+        [id],
+        |r| Ok(SpaceId(r.get(0)?)),
+    )
     .optional()?
     .ok_or(DbError::NotFound)
 }
@@ -356,7 +358,12 @@ pub fn webhook_event(conn: &Connection, id: i64) -> DbResult<Vec<u8>> {
 }
 
 /// Records what became of a webhook event (`processed`, `ignored`, `failed`) and why.
-pub fn set_webhook_state(conn: &Connection, id: i64, state: &str, note: Option<&str>) -> DbResult<()> {
+pub fn set_webhook_state(
+    conn: &Connection,
+    id: i64,
+    state: &str,
+    note: Option<&str>,
+) -> DbResult<()> {
     conn.execute(
         "UPDATE webhook_events SET state = ?2, note = ?3 WHERE id = ?1",
         params![id, state, note],

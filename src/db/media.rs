@@ -744,7 +744,9 @@ pub fn stored_since(
          ORDER BY id LIMIT 1000",
     )?;
     let rows = st
-        .query_map(params![space.0, after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map(params![space.0, after], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
@@ -758,7 +760,9 @@ pub fn daily_counts(conn: &Connection, since: i64) -> DbResult<Vec<(SpaceId, Str
          FROM spaces s ORDER BY s.id",
     )?;
     let rows = st
-        .query_map([since], |r| Ok((SpaceId(r.get(0)?), r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map([since], |r| {
+            Ok((SpaceId(r.get(0)?), r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }

@@ -15,6 +15,7 @@
 //! reads a space's content takes a scope, and a scope can only be obtained by
 //! checking membership (or by the local operator through the CLI).
 
+pub mod autoreply;
 pub mod inbox;
 pub mod integrations;
 pub mod jobs;

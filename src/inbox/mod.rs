@@ -7,6 +7,7 @@
 //! Several sessions (tabs) of one user are one presence: `presence.online`
 //! when the first opens, `presence.offline` when the last closes.
 
+pub mod autoreply;
 pub mod email;
 pub mod ws;
 
@@ -260,6 +261,25 @@ pub fn publish_message(app: &App, space: SpaceId, message: InboxMessage) {
 /// Job kind that sends a staff message to the contact's Telegram chat (payload `{"message_id"}`).
 pub const DELIVER_JOB: &str = "inbox.deliver";
 
+/// Queues the delivery of a message to its contact's channel (call in the message's transaction).
+pub fn enqueue_delivery(
+    conn: &rusqlite::Connection,
+    message: i64,
+    space: SpaceId,
+) -> db::DbResult<()> {
+    db::jobs::enqueue(
+        conn,
+        &db::jobs::NewJob {
+            kind: DELIVER_JOB,
+            payload: serde_json::json!({ "message_id": message }),
+            dedup_key: None,
+            space: Some(space),
+            max_attempts: 5,
+        },
+    )?;
+    Ok(())
+}
+
 /// Job `inbox.deliver`: `sendMessage` to the contact; records `sent`, or the error.
 pub async fn deliver(app: &Arc<App>, payload: &serde_json::Value) -> Result<(), JobError> {
     use teloxide::prelude::Requester;
@@ -267,13 +287,35 @@ pub async fn deliver(app: &Arc<App>, payload: &serde_json::Value) -> Result<(), 
         .get("message_id")
         .and_then(serde_json::Value::as_i64)
         .ok_or_else(|| JobError::Permanent("job payload has no message_id".into()))?;
-    let (text, chat, state) = app
+    let (text, channel, state) = app
         .db
         .run(move |c| db::inbox::delivery_target(c, id))
         .await?;
-    if state == "sent" {
+    if matches!(state.as_str(), "sent" | "delivered" | "read") {
         return Ok(());
     }
+    let chat = match channel {
+        db::inbox::Channel::Telegram(chat) => chat,
+        meta_channel => {
+            // WhatsApp / Instagram: text through the Graph API; the status
+            // callbacks then move the delivery to delivered / read / failed.
+            return match crate::meta::send_text(app, &meta_channel, &text).await {
+                Ok(external) => {
+                    app.db
+                        .run(move |c| {
+                            db::inbox::set_external_id(c, id, &external)?;
+                            db::inbox::set_delivery(c, id, "sent", None)
+                        })
+                        .await?;
+                    notify_delivery(app, id).await;
+                    Ok(())
+                }
+                Err(crate::notify::SendError::Retry(e)) => Err(JobError::retry(e)),
+                Err(crate::notify::SendError::Permanent(e)) => Err(JobError::Permanent(e)),
+            };
+        }
+    };
+    app.outbound.telegram(chat).await;
     let tg = app.telegram.as_ref().ok_or_else(|| {
         JobError::Permanent("no Telegram token is configured (APPLIANCE_TELEGRAM_TOKEN)".into())
     })?;

@@ -199,7 +199,7 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
 }
 
 /// Describes a failed HTTP call with its causes (TLS, DNS, refused, timeout).
-fn describe(e: &reqwest::Error) -> SendError {
+pub(crate) fn describe(e: &reqwest::Error) -> SendError {
     let mut text = if e.is_timeout() {
         format!("timeout after {} s", TIMEOUT.as_secs())
     } else if e.is_connect() {
@@ -216,10 +216,11 @@ fn describe(e: &reqwest::Error) -> SendError {
     SendError::Retry(crate::redact(&text))
 }
 
-async fn check_status(resp: reqwest::Response) -> Result<(), SendError> {
+/// The response when its status is 2xx, else its status and the start of its body.
+pub(crate) async fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, SendError> {
     let status = resp.status();
     if status.is_success() {
-        return Ok(());
+        return Ok(resp);
     }
     let body: String = resp
         .text()
@@ -263,8 +264,8 @@ pub async fn send(
     let out = &app.outbound;
     match integration.kind.as_str() {
         "webhook" => {
-            let key = webhook_key(secret.as_deref().unwrap_or_default())
-                .map_err(SendError::Permanent)?;
+            let key =
+                webhook_key(secret.as_deref().unwrap_or_default()).map_err(SendError::Permanent)?;
             let ts = chrono::Utc::now().timestamp();
             out.host(&integration.target).await;
             let resp = out
@@ -278,7 +279,7 @@ pub async fn send(
                 .send()
                 .await
                 .map_err(|e| describe(&e))?;
-            check_status(resp).await
+            check_status(resp).await.map(drop)
         }
         "discord" | "slack" => {
             let payload = if integration.kind == "discord" {
@@ -294,7 +295,7 @@ pub async fn send(
                 .send()
                 .await
                 .map_err(|e| describe(&e))?;
-            check_status(resp).await
+            check_status(resp).await.map(drop)
         }
         "telegram" => {
             use teloxide::prelude::Requester;
@@ -313,9 +314,9 @@ pub async fn send(
                     "Telegram asks to wait {} s",
                     s.duration().as_secs()
                 ))),
-                Err(
-                    e @ (teloxide::RequestError::Network(_) | teloxide::RequestError::Io(_)),
-                ) => Err(SendError::Retry(crate::telegram::explain(&e))),
+                Err(e @ (teloxide::RequestError::Network(_) | teloxide::RequestError::Io(_))) => {
+                    Err(SendError::Retry(crate::telegram::explain(&e)))
+                }
                 Err(e) => Err(SendError::Permanent(crate::telegram::explain(&e))),
             }
         }
@@ -414,7 +415,11 @@ pub async fn test(app: &Arc<App>, integration: Integration) -> Result<(), String
             db::integrations::record_attempt(
                 c,
                 d,
-                if error.is_none() { "delivered" } else { "failed" },
+                if error.is_none() {
+                    "delivered"
+                } else {
+                    "failed"
+                },
                 error.as_deref(),
             )
         })

@@ -19,7 +19,7 @@ use super::auth::{CurrentUser, Member};
 use crate::{
     db::{self, jobs::NewJob, spaces::SpaceScope, users::User},
     error::AppError,
-    inbox::{Event, DELIVER_JOB},
+    inbox::Event,
     App,
 };
 
@@ -574,7 +574,7 @@ pub async fn post_message(
                 db::inbox::add_attachment(tx, m, i as i64, sha)?;
             }
             if bridged {
-                enqueue_delivery(tx, m, space)?;
+                crate::inbox::enqueue_delivery(tx, m, space)?;
             }
             db::inbox::mark_read(tx, &scope, id, uid, Some(m))?;
             Ok((
@@ -623,24 +623,6 @@ pub async fn attachment(
         axum::http::HeaderValue::from_static("private, max-age=86400"),
     );
     Ok(resp)
-}
-
-fn enqueue_delivery(
-    tx: &rusqlite::Connection,
-    message: i64,
-    space: db::spaces::SpaceId,
-) -> db::DbResult<()> {
-    db::jobs::enqueue(
-        tx,
-        &NewJob {
-            kind: DELIVER_JOB,
-            payload: json!({ "message_id": message }),
-            dedup_key: None,
-            space: Some(space),
-            max_attempts: 5,
-        },
-    )?;
-    Ok(())
 }
 
 async fn message_scope(
@@ -716,7 +698,7 @@ pub async fn retry(
             }
             let tx = db::write_tx(c)?;
             db::inbox::set_delivery(&tx, id, "pending", None)?;
-            enqueue_delivery(&tx, id, space)?;
+            crate::inbox::enqueue_delivery(&tx, id, space)?;
             tx.commit()?;
             Ok(())
         })

@@ -128,6 +128,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/jobs", get(pages::jobs))
         .route("/admin/jobs/{id}/retry", post(pages::retry_job))
         .route("/hooks/telegram", post(crate::telegram::webhook::receive))
+        .route(
+            "/hooks/meta",
+            get(crate::meta::verify).post(crate::meta::receive),
+        )
+        .route("/hooks/stripe", post(crate::stripe::receive))
         .route("/static/{*path}", get(asset))
         .layer(axum::middleware::from_fn(auth::csrf_layer))
         .with_state(app)
