@@ -51,8 +51,8 @@ pub enum IntegrationCommand {
         /// webhook: the signing secret (`whsec_` + base64); generated when absent.
         #[arg(long)]
         secret: Option<String>,
-        /// telegram: the chat id to post to.
-        #[arg(long)]
+        /// telegram: the chat id to post to (groups are negative).
+        #[arg(long, allow_hyphen_values = true)]
         chat: Option<i64>,
         /// telegram: the bot token (from @BotFather).
         #[arg(long)]

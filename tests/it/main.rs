@@ -4,13 +4,15 @@
 //! - `telegram`: webhook and polling ingestion end to end, dedup, limits, restarts;
 //! - `web`: login, CSRF, membership checks, file serving;
 //! - `cli`: the command-line contract, through the built binary;
-//! - `search`: the index following the database, privacy, crash and rebuild.
+//! - `search`: the index following the database, privacy, crash and rebuild;
+//! - `inbox`, `integrations`: the studio inbox, notifications out, Meta/Stripe in.
 
 mod cli;
 mod common;
 mod fake_bot;
 mod import;
 mod inbox;
+mod integrations;
 mod search;
 mod telegram;
 mod web;
