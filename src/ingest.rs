@@ -486,6 +486,15 @@ pub async fn give_up(app: &Arc<App>, job: &ClaimedJob, error: &str) {
     if job.kind == crate::notify::DELIVER_JOB {
         crate::notify::delivery_failed(app, &job.payload).await;
     }
+    if job.kind == crate::posts::SEND_JOB {
+        if let Some(id) = job.payload.get("post_id").and_then(Value::as_i64) {
+            let error = error.to_string();
+            let _ = app
+                .db
+                .run(move |c| db::posts::set_state(c, id, "failed", Some(&error)))
+                .await;
+        }
+    }
     if job.kind == crate::inbox::DELIVER_JOB {
         crate::inbox::delivery_failed(app, &job.payload, error).await;
     }

@@ -135,6 +135,7 @@ async fn run_one(app: &Arc<App>, job: ClaimedJob) {
         crate::inbox::email::DIGEST_JOB => crate::inbox::email::send(app, &job.payload).await,
         crate::meta::PROCESS_JOB => crate::meta::process(app, &job.payload).await,
         crate::meta::MEDIA_JOB => crate::meta::download(app, &job.payload).await,
+        crate::posts::SEND_JOB => crate::posts::send(app, &job.payload).await,
         crate::notify::DELIVER_JOB => crate::notify::deliver(app, &job.payload).await,
         crate::notify::events::MEDIA_BATCH_JOB => {
             crate::notify::events::media_batch(app, &job.payload).await

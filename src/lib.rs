@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod meta;
 pub mod notify;
+pub mod posts;
 pub mod search;
 pub mod secrets;
 pub mod stripe;

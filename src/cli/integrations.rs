@@ -129,6 +129,115 @@ pub enum MetaCommand {
     },
 }
 
+/// `appliance post …`
+#[derive(Debug, Subcommand)]
+pub enum PostCommand {
+    /// Schedules a text or an album photo; prints the post's id.
+    Schedule {
+        /// The space.
+        #[arg(long)]
+        space: String,
+        /// A Telegram chat bound to the space.
+        #[arg(long, allow_hyphen_values = true)]
+        chat: i64,
+        /// When: `YYYY-MM-DD HH:MM` in the space's time zone, or RFC 3339.
+        #[arg(long)]
+        at: String,
+        /// The text (the photo's caption when --media is given).
+        #[arg(long, default_value = "")]
+        text: String,
+        /// An album photo's id (`appliance media list`).
+        #[arg(long)]
+        media: Option<i64>,
+    },
+    /// Lists a space's posts.
+    List {
+        /// The space.
+        #[arg(long)]
+        space: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancels a post not yet sent.
+    Cancel {
+        /// Post id.
+        id: i64,
+    },
+    /// Sets the space's time zone (IANA name, e.g. Europe/Paris).
+    TimeZone {
+        /// The space.
+        #[arg(long)]
+        space: String,
+        /// IANA time zone name.
+        tz: String,
+    },
+}
+
+/// Runs `appliance post …`.
+pub async fn post(app: &Arc<App>, cmd: PostCommand) -> anyhow::Result<()> {
+    match cmd {
+        PostCommand::Schedule {
+            space,
+            chat,
+            at,
+            text,
+            media,
+        } => {
+            let (scope, tz) = app
+                .db
+                .run(move |c| {
+                    let scope = db::spaces::operator_scope(named_space(c, &space)?);
+                    let tz = db::autoreply::time_zone(c, scope.id())?;
+                    Ok((scope, tz))
+                })
+                .await?;
+            let run_at = crate::posts::parse_time(&at, &tz).map_err(anyhow::Error::msg)?;
+            let id = crate::posts::schedule(app, scope, chat, text, media, run_at).await?;
+            println!("{id}");
+        }
+        PostCommand::List { space, json } => {
+            let posts = app
+                .db
+                .run(move |c| {
+                    let scope = db::spaces::operator_scope(named_space(c, &space)?);
+                    db::posts::list(c, &scope)
+                })
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&posts)?);
+            } else {
+                for p in posts {
+                    let when = chrono::DateTime::from_timestamp(p.run_at, 0)
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_default();
+                    println!("{}	{when}	{}	{}	{}", p.id, p.chat_id, p.state, p.text);
+                }
+            }
+        }
+        PostCommand::Cancel { id } => {
+            app.db
+                .run(move |c| {
+                    let space = db::posts::space_of(c, id)?;
+                    let scope = db::spaces::operator_scope(db::spaces::get(c, space)?);
+                    db::posts::cancel(c, &scope, id)
+                })
+                .await?;
+            println!("cancelled");
+        }
+        PostCommand::TimeZone { space, tz } => {
+            app.db
+                .run(move |c| {
+                    let scope = db::spaces::operator_scope(named_space(c, &space)?);
+                    db::autoreply::set_time_zone(c, &scope, &tz)
+                })
+                .await?;
+            println!("time zone set");
+        }
+    }
+    Ok(())
+}
+
 fn required(v: Option<String>, what: &str, kind: Kind) -> anyhow::Result<String> {
     v.with_context(|| format!("a {} integration needs --{what}", kind.as_str()))
 }

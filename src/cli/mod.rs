@@ -99,6 +99,9 @@ pub enum Command {
     /// WhatsApp Cloud and Instagram accounts that deliver to a space.
     #[command(subcommand)]
     Meta(integrations::MetaCommand),
+    /// Posts scheduled to a bound Telegram chat.
+    #[command(subcommand)]
+    Post(integrations::PostCommand),
 }
 
 /// `appliance import ...`
@@ -641,6 +644,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Integration(cmd) => integrations::integration(&app, cmd).await?,
         Command::Secrets(cmd) => integrations::secrets(&app, cmd).await?,
         Command::Meta(cmd) => integrations::meta(&app, cmd).await?,
+        Command::Post(cmd) => integrations::post(&app, cmd).await?,
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod inbox;
 pub mod integrations;
 pub mod jobs;
 pub mod media;
+pub mod posts;
 pub mod search;
 pub mod spaces;
 pub mod telegram;

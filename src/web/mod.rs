@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod files;
 pub mod inbox;
+pub mod integrations;
 pub mod pages;
 pub mod upload;
 
@@ -59,6 +60,21 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v1/spaces/{slug}/media",
             post(upload::api).layer(upload_limit),
         )
+        .route(
+            "/s/{slug}/integrations",
+            get(integrations::page).post(integrations::add),
+        )
+        .route("/s/{slug}/integrations/{id}/test", post(integrations::test))
+        .route(
+            "/s/{slug}/integrations/{id}/delete",
+            post(integrations::delete),
+        )
+        .route("/s/{slug}/autoresponder", post(integrations::autoresponder))
+        .route(
+            "/s/{slug}/posts",
+            get(integrations::posts).post(integrations::schedule),
+        )
+        .route("/s/{slug}/posts/{id}/cancel", post(integrations::cancel))
         .route("/search", get(pages::search))
         .route("/s/{slug}/inbox", get(pages::inbox))
         .route("/s/{slug}/inbox/{id}", get(pages::conversation))

@@ -758,3 +758,160 @@ async fn integrations_from_the_command_line_with_send_test_rotation_and_no_secre
     assert!(!err.contains(old_key.trim()), "the key leaked: {err}");
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_manage_integrations_and_members_schedule_posts_in_the_browser_forms() {
+    use crate::web::{add_user, login};
+    let seen = Shared::default();
+    let (url, _w) = fake_world(0, seen.clone()).await;
+    let bot = FakeBot::start().await;
+    let dir = tempdir();
+    let server = TestServer::start(config(dir.path(), &bot)).await;
+    server.space_with_chats("family", &[-100777]);
+    let owner = add_user(&server, "olga", false);
+    let member = add_user(&server, "max", false);
+    {
+        let c = server.app.db.conn().unwrap();
+        let s = appliance::db::spaces::find(&c, "family").unwrap();
+        appliance::db::spaces::grant(&c, s.id, owner.id, appliance::db::spaces::Role::Owner)
+            .unwrap();
+        appliance::db::spaces::grant(&c, s.id, member.id, appliance::db::spaces::Role::Member)
+            .unwrap();
+        // The chat has a title once the bot has seen it.
+        c.execute(
+            "INSERT INTO telegram_chats(chat_id, type, title, space_id, first_seen_at, last_seen_at)
+             VALUES (-100777, 'group', 'Family chat', ?1, 0, 0)
+             ON CONFLICT(chat_id) DO UPDATE SET title = 'Family chat'",
+            [s.id.0],
+        )
+        .unwrap();
+    }
+    let olga = login(&server, "olga", "password-of-test").await;
+    let max = login(&server, "max", "password-of-test").await;
+    let token = |cookie: &str| {
+        cookie
+            .split("; ")
+            .find_map(|c| c.strip_prefix("appliance_csrf="))
+            .unwrap()
+            .to_string()
+    };
+    let c = client();
+    let page = |cookie: String, path: &str| {
+        let req = c
+            .get(format!("{}{path}", server.url))
+            .header("cookie", cookie);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(page(max.clone(), "/s/family/integrations").await.0, 403);
+    let (status, html) = page(olga.clone(), "/s/family/integrations").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Add an integration"));
+
+    // Add a webhook from the form (secret generated, shown once), then Send test.
+    let r = c
+        .post(format!("{}/s/family/integrations", server.url))
+        .header("cookie", &olga)
+        .form(&[
+            ("csrf", token(&olga).as_str()),
+            ("kind", "webhook"),
+            ("target", &format!("{url}/hook")),
+            ("secret", ""),
+            ("media.added", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    let generated = html
+        .split("signing secret (shown once): ")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("the generated secret is shown once")
+        .trim()
+        .to_string();
+    assert!(generated.starts_with("whsec_"), "{generated}");
+    let id = server.count("SELECT max(id) FROM integrations");
+    let r = c
+        .post(format!("{}/s/family/integrations/{id}/test", server.url))
+        .header("cookie", &olga)
+        .form(&[("csrf", token(&olga).as_str())])
+        .send()
+        .await
+        .unwrap();
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Test delivered"), "{html}");
+    assert_eq!(seen.lock().unwrap().hooks.len(), 1);
+    assert!(
+        html.contains("integration.test"),
+        "the delivery log shows it"
+    );
+    assert!(
+        !html.contains(&generated),
+        "the secret is masked after creation"
+    );
+
+    // Schedule two posts (RFC 3339 or local time), cancel one; the other is sent on time.
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
+    for (at, text) in [
+        (soon.as_str(), "Dinner at 8!"),
+        ("2099-01-01 10:00", "Happy 2099"),
+    ] {
+        let r = c
+            .post(format!("{}/s/family/posts", server.url))
+            .header("cookie", &max)
+            .form(&[
+                ("csrf", token(&max).as_str()),
+                ("chat", "-100777"),
+                ("at", at),
+                ("text", text),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    }
+    let later = server.count("SELECT id FROM scheduled_posts WHERE text = 'Happy 2099'");
+    let r = c
+        .post(format!("{}/s/family/posts/{later}/cancel", server.url))
+        .header("cookie", &max)
+        .form(&[("csrf", token(&max).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    wait_until("the post to be sent", || {
+        bot.calls("sendmessage")
+            .iter()
+            .any(|m| m["text"] == "Dinner at 8!" && m["chat_id"] == -100777)
+    })
+    .await;
+    assert_eq!(
+        server.count("SELECT count(*) FROM scheduled_posts WHERE state = 'sent'"),
+        1
+    );
+    let (_, html) = page(max.clone(), "/s/family/posts").await;
+    assert!(
+        html.contains("cancelled") && html.contains("Dinner at 8!"),
+        "{html}"
+    );
+    // A chat of another space is refused with a reason.
+    let r = c
+        .post(format!("{}/s/family/posts", server.url))
+        .header("cookie", &max)
+        .form(&[
+            ("csrf", token(&max).as_str()),
+            ("chat", "-999"),
+            ("at", "2099-01-01 10:00"),
+            ("text", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("not bound"));
+    server.stop().await;
+}

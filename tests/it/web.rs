@@ -5,7 +5,7 @@ use appliance::web::auth::hash_password;
 use crate::{common::*, fake_bot::FakeBot};
 
 /// Logs in through the form; returns the cookie header to send afterwards.
-async fn login(server: &TestServer, name: &str, password: &str) -> String {
+pub(crate) async fn login(server: &TestServer, name: &str, password: &str) -> String {
     let c = client();
     let page = c.get(format!("{}/login", server.url)).send().await.unwrap();
     let csrf_cookie = page
@@ -45,7 +45,7 @@ async fn login(server: &TestServer, name: &str, password: &str) -> String {
     format!("{}; {csrf_cookie}", session.split(';').next().unwrap())
 }
 
-fn add_user(server: &TestServer, name: &str, admin: bool) -> appliance::db::users::User {
+pub(crate) fn add_user(server: &TestServer, name: &str, admin: bool) -> appliance::db::users::User {
     let c = server.app.db.conn().unwrap();
     appliance::db::users::create(&c, name, &hash_password("password-of-test").unwrap(), admin)
         .unwrap()
