@@ -140,6 +140,8 @@ pub struct Config {
     pub stripe_webhook_secret: Option<Secret>,
     /// Oldest `Stripe-Signature` timestamp accepted, seconds (Stripe's default, 300).
     pub stripe_tolerance_s: i64,
+    /// Seconds new media are gathered into one `media.added` notification.
+    pub notify_batch_seconds: i64,
 }
 
 impl Default for Config {
@@ -169,6 +171,7 @@ impl Default for Config {
             meta_access_token: None,
             stripe_webhook_secret: None,
             stripe_tolerance_s: 300,
+            notify_batch_seconds: 60,
         }
     }
 }

@@ -323,13 +323,14 @@ pub async fn download(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
     let sha = blob.sha256.as_str().to_string();
     let space = target.space;
     let poster = target.thumbnail_file_id.clone();
+    let batch_s = app.config.notify_batch_seconds;
     let attached = app
         .db
         .run(move |c| {
             let tx = db::write_tx(c)?;
             let new_blob = db::media::insert_blob(&tx, &sha, blob.bytes as i64, &blob.mime)?;
             let attached = db::media::attach_blob(&tx, id, space, &sha)?;
-            crate::notify::events::media_added(&tx, space)?;
+            crate::notify::events::media_added(&tx, space, batch_s)?;
             // A new blob needs its renderings; a known one without any may get
             // them from this item's Telegram preview.
             let dedup_key = if new_blob {

@@ -16,12 +16,9 @@ use crate::{
 /// last minute (payload `{"space_id"}`).
 pub const MEDIA_BATCH_JOB: &str = "notify.media_batch";
 
-/// How long media are gathered before one `media.added`.
-pub const MEDIA_BATCH_MS: i64 = 60_000;
-
 /// Call in the transaction that stored a media item of `space`: queues the
-/// space's batch (one per window) when an integration listens.
-pub fn media_added(conn: &rusqlite::Connection, space: SpaceId) -> db::DbResult<()> {
+/// space's batch (one per `window_s` seconds) when an integration listens.
+pub fn media_added(conn: &rusqlite::Connection, space: SpaceId, window_s: i64) -> db::DbResult<()> {
     if db::integrations::subscribers(conn, Some(space), "media.added")?.is_empty() {
         return Ok(());
     }
@@ -34,7 +31,7 @@ pub fn media_added(conn: &rusqlite::Connection, space: SpaceId) -> db::DbResult<
             space: Some(space),
             max_attempts: 5,
         },
-        db::now_ms() + MEDIA_BATCH_MS,
+        db::now_ms() + window_s * 1000,
     )?;
     Ok(())
 }
@@ -168,6 +165,7 @@ pub async fn run(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>
 }
 
 /// Records `stats.daily` for every space with a subscriber, once per UTC day
+/// from the day after the first start
 /// (`now`, Unix seconds, is a parameter for tests). Returns the deliveries queued.
 pub async fn daily_stats(app: &Arc<App>, now: i64) -> Result<usize, db::DbError> {
     let day = now.div_euclid(86_400);
@@ -181,6 +179,10 @@ pub async fn daily_stats(app: &Arc<App>, now: i64) -> Result<usize, db::DbError>
                 return Ok(0);
             }
             db::kv_set(c, "stats_daily_day", &day.to_string())?;
+            if last < 0 {
+                // First start: the first report covers a whole day, tomorrow.
+                return Ok(0);
+            }
             let mut n = 0;
             for (space, name, media, messages) in db::media::daily_counts(c, now - 86_400)? {
                 let text = format!(

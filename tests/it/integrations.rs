@@ -653,6 +653,34 @@ async fn integrations_from_the_command_line_with_send_test_rotation_and_no_secre
         assert!(verify_standard_webhook(&s.hooks[0].0, &s.hooks[0].1));
     }
 
+    // Discord and Slack get their incoming-webhook shapes.
+    for (kind, key) in [("discord", "content"), ("slack", "text")] {
+        let (ok, out, err) = appliance_cli(
+            d,
+            &[
+                "integration",
+                "add",
+                kind,
+                "--space",
+                "family",
+                "--url",
+                &hook,
+                "--events",
+                "ingest.failed",
+            ],
+            &[],
+        );
+        assert!(ok, "{err}");
+        let (ok, _, err) = appliance_cli(d, &["integration", "test", out.trim()], &[]);
+        assert!(ok, "{err}");
+        let body: Value =
+            serde_json::from_str(&seen.lock().unwrap().hooks.last().unwrap().1).unwrap();
+        assert!(
+            body[key].as_str().unwrap().contains("Test from appliance"),
+            "{body}"
+        );
+    }
+
     // Unknown events and bad secrets are refused with what to fix.
     let (ok, _, err) = appliance_cli(
         d,
@@ -748,7 +776,7 @@ async fn integrations_from_the_command_line_with_send_test_rotation_and_no_secre
     );
     let (ok, out, err) = appliance_cli(d, &["integration", "test", &id.to_string()], &[]);
     assert!(ok, "{out}{err}");
-    assert_eq!(seen.lock().unwrap().hooks.len(), 2);
+    assert_eq!(seen.lock().unwrap().hooks.len(), 4);
     let (ok, _, err) = appliance_cli(
         d,
         &["integration", "list", "--space", "family"],
@@ -913,5 +941,167 @@ async fn owners_manage_integrations_and_members_schedule_posts_in_the_browser_fo
         .unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("not bound"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn photos_arrive_as_one_batched_media_added_and_status_and_daily_stats_go_out() {
+    let seen = Shared::default();
+    let (url, _w) = fake_world(0, seen.clone()).await;
+    let bot = FakeBot::start().await;
+    register_fixture_files(&bot);
+    bot.add_file(
+        "SBBS",
+        "photos/second.jpg",
+        fixture_bytes("images/hopper.jpg"),
+    );
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &bot);
+    cfg.notify_batch_seconds = 1;
+    // An integration added before the server starts hears `system.status: started`.
+    {
+        let app = appliance::App::open(cfg.clone()).unwrap();
+        let c = app.db.conn().unwrap();
+        let s = appliance::db::spaces::create(&c, "family", "Family").unwrap();
+        appliance::db::telegram::bind_chat(&c, 11111111, s.id).unwrap();
+        appliance::db::integrations::create(
+            &c,
+            &appliance::db::spaces::operator_scope(s),
+            "webhook",
+            &format!("{url}/hook"),
+            Some(&app.secrets.seal(HOOK_SECRET)),
+            "media.added,system.status,stats.daily",
+        )
+        .unwrap();
+    }
+    let server = TestServer::start(cfg).await;
+    // Two photos from Mario within the window.
+    let mut second = update("photo");
+    second["message"]["photo"] =
+        json!([{ "file_id": "SBBS", "file_unique_id": "SBBS", "width": 10, "height": 10 }]);
+    let now = chrono::Utc::now().timestamp();
+    for (i, mut u) in [update("photo"), second].into_iter().enumerate() {
+        u["message"]["date"] = json!(now);
+        let body = renumber(u, 500 + i as i64).to_string();
+        assert_eq!(server.post_update(&body, Some(SECRET)).await, 200);
+    }
+    wait_until("media.added", || {
+        seen.lock()
+            .unwrap()
+            .hooks
+            .iter()
+            .any(|(_, b)| b.contains("media.added"))
+    })
+    .await;
+    server.settle().await;
+    // Daily statistics: none on the first day, then once per day however often the loop wakes.
+    let app = server.app.clone();
+    assert_eq!(
+        appliance::notify::events::daily_stats(&app, now)
+            .await
+            .unwrap(),
+        0
+    );
+    let tomorrow = (now / 86_400 + 1) * 86_400 + 1;
+    assert_eq!(
+        appliance::notify::events::daily_stats(&app, tomorrow)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        appliance::notify::events::daily_stats(&app, tomorrow)
+            .await
+            .unwrap(),
+        0
+    );
+    server.settle().await;
+    let hooks = std::mem::take(&mut *seen.lock().unwrap());
+    let events: Vec<Value> = hooks
+        .hooks
+        .iter()
+        .map(|(h, b)| {
+            assert!(verify_standard_webhook(h, b));
+            serde_json::from_str(b).unwrap()
+        })
+        .collect();
+    let media: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "media.added")
+        .collect();
+    assert_eq!(media.len(), 1, "one batch: {events:?}");
+    assert_eq!(media[0]["data"]["count"], 2);
+    assert_eq!(media[0]["data"]["text"], "2 new photos from Mario");
+    assert!(events
+        .iter()
+        .any(|e| e["type"] == "system.status" && e["data"]["status"] == "started"));
+    let daily: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "stats.daily")
+        .collect();
+    assert_eq!(daily.len(), 1);
+    assert_eq!(daily[0]["data"]["media"], 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instagram_messages_land_in_the_inbox_and_echoes_are_skipped() {
+    let seen = Shared::default();
+    let (graph, _g) = fake_world(0, seen.clone()).await;
+    let bot = FakeBot::start().await;
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &bot);
+    meta_config(&mut cfg, &graph);
+    let server = TestServer::start(cfg).await;
+    server.space_with_chats("studio", &[]);
+    {
+        let c = server.app.db.conn().unwrap();
+        let s = appliance::db::spaces::find(&c, "studio").unwrap();
+        appliance::db::integrations::bind_meta_account(
+            &c,
+            &appliance::db::spaces::operator_scope(s),
+            "instagram",
+            "17841400000000000",
+        )
+        .unwrap();
+    }
+    // The shape of Meta's Instagram messaging webhook
+    // (developers.facebook.com/docs/instagram-platform/webhooks/examples): no fixture exists for it.
+    let body = serde_json::to_vec(&json!({
+        "object": "instagram",
+        "entry": [{
+            "id": "17841400000000000", "time": 1700000000,
+            "messaging": [
+                { "sender": { "id": "5550001" }, "recipient": { "id": "17841400000000000" },
+                  "timestamp": 1700000000, "message": { "mid": "aWdfZAG1mid1", "text": "Is Friday free?" } },
+                { "sender": { "id": "17841400000000000" }, "recipient": { "id": "5550001" },
+                  "timestamp": 1700000001, "message": { "mid": "aWdfZAG1mid2", "text": "echo", "is_echo": true } },
+                { "sender": { "id": "5550001" }, "recipient": { "id": "17841400000000000" },
+                  "timestamp": 1700000002, "message": { "mid": "aWdfZAG1mid3",
+                    "attachments": [{ "type": "image", "payload": { "url": format!("{graph}/download/ig1") } }] } }
+            ]
+        }]
+    }))
+    .unwrap();
+    assert_eq!(
+        post_meta(&server, &body, Some(meta_signature(&body))).await,
+        200
+    );
+    server.settle().await;
+    assert_eq!(
+        server.count("SELECT count(*) FROM inbox_messages WHERE author_kind = 'contact'"),
+        2,
+        "the echo of our own message is skipped"
+    );
+    assert_eq!(
+        server.count("SELECT count(*) FROM contacts WHERE instagram_id = '5550001'"),
+        1
+    );
+    // Instagram's attachment URLs are signed CDN URLs, fetched without the Graph token; this
+    // fake wants the token, so the download fails for good with its status, visibly.
+    assert_eq!(
+        server.count("SELECT count(*) FROM jobs WHERE kind = 'meta.media' AND state = 'failed' AND last_error LIKE '%401%'"),
+        1
+    );
     server.stop().await;
 }
