@@ -268,6 +268,7 @@ struct StatsPage {
     rate: String,
     mb: String,
     scope_is_owner: bool,
+    auto_replies: i64,
 }
 
 /// `GET /s/{slug}/stats`: the space's statistics.
@@ -278,13 +279,14 @@ pub async fn stats(
 ) -> Result<impl IntoResponse, AppError> {
     let space = scope.space().clone();
     let scope_is_owner = scope.role() == Role::Owner;
-    let (stats, jobs, failed_jobs) = app
+    let (stats, jobs, failed_jobs, auto_replies) = app
         .db
         .run(move |c| {
             Ok((
                 db::media::stats(c, &scope)?,
                 db::jobs::counts(c, Some(scope.id()))?,
                 db::jobs::list_failed(c, Some(scope.id()), 50)?,
+                db::autoreply::count(c, scope.id())?,
             ))
         })
         .await?;
@@ -298,6 +300,7 @@ pub async fn stats(
         jobs,
         failed_jobs,
         scope_is_owner,
+        auto_replies,
     })
 }
 
