@@ -87,6 +87,7 @@ impl From<crate::db::DbError> for AppError {
         match e {
             crate::db::DbError::NotFound => AppError::NotFound,
             crate::db::DbError::Conflict(m) => AppError::Conflict(m),
+            crate::db::DbError::Forbidden(m) => AppError::Forbidden(m),
             crate::db::DbError::Invalid(m) => AppError::BadRequest(m),
             crate::db::DbError::Busy(m) => AppError::Unavailable(m),
             other => AppError::Internal(other.to_string()),

@@ -316,13 +316,10 @@ fn insert_conversation(
 
 /// The space of a conversation (to authorize routes named by conversation).
 pub fn conversation_space(conn: &Connection, id: i64) -> DbResult<SpaceId> {
-    conn.query_row(
-        "SELECT space_id FROM conversations WHERE id = ?1",
-        [id],
-        |r| Ok(SpaceId(r.get(0)?)),
-    )
-    .optional()?
-    .ok_or(DbError::NotFound)
+    conn.prepare_cached("SELECT space_id FROM conversations WHERE id = ?1")?
+        .query_row([id], |r| Ok(SpaceId(r.get(0)?)))
+        .optional()?
+        .ok_or(DbError::NotFound)
 }
 
 /// The conversation of a message and its space.
@@ -535,17 +532,17 @@ fn insert_message(
     delivery: Option<&str>,
 ) -> DbResult<i64> {
     let t = now();
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO inbox_messages(conversation_id, author_kind, author_user_id, text, created_at, delivery)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![conversation, author, user.map(|u| u.0), text, t, delivery],
-    )?;
+    )?
+    .execute(params![conversation, author, user.map(|u| u.0), text, t, delivery])?;
     let id = conn.last_insert_rowid();
     // A new message brings an archived conversation back.
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE conversations SET last_message_at = ?2, archived = 0 WHERE id = ?1",
-        params![conversation, t],
-    )?;
+    )?
+    .execute(params![conversation, t])?;
     Ok(id)
 }
 
@@ -582,10 +579,12 @@ pub fn add_message_with(
     }
     // Reachable: on Telegram, WhatsApp or Instagram.
     let reachable: Option<bool> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT ct.telegram_user_id IS NOT NULL OR ct.whatsapp_id IS NOT NULL OR ct.instagram_id IS NOT NULL
              FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
              WHERE c.id = ?1 AND c.space_id = ?2",
+        )?
+        .query_row(
             params![conversation, scope.id().0],
             |r| r.get(0),
         )
@@ -679,10 +678,12 @@ pub fn list_messages(
 
 /// One message of the space, with its attachments.
 pub fn message(conn: &Connection, scope: &SpaceScope, id: i64) -> DbResult<InboxMessage> {
-    let mut m = conn.query_row(
+    let mut m = conn.prepare_cached(
         "SELECT m.id, m.conversation_id, m.author_kind, m.author_user_id, m.text, m.created_at, m.delivery, m.delivery_error
          FROM inbox_messages m JOIN conversations c ON c.id = m.conversation_id
          WHERE m.id = ?1 AND c.space_id = ?2 AND m.deleted_at IS NULL",
+    )?
+    .query_row(
         params![id, scope.id().0],
         message_from_row,
     )
@@ -701,16 +702,16 @@ pub fn mark_read(
     up_to: Option<i64>,
 ) -> DbResult<i64> {
     in_scope(conn, scope, conversation)?;
-    let last: i64 = conn.query_row(
-        "SELECT coalesce(max(id), 0) FROM inbox_messages WHERE conversation_id = ?1 AND id <= ?2",
-        params![conversation, up_to.unwrap_or(i64::MAX)],
-        |r| r.get(0),
-    )?;
-    conn.execute(
+    let last: i64 = conn
+        .prepare_cached(
+            "SELECT coalesce(max(id), 0) FROM inbox_messages WHERE conversation_id = ?1 AND id <= ?2",
+        )?
+        .query_row(params![conversation, up_to.unwrap_or(i64::MAX)], |r| r.get(0))?;
+    conn.prepare_cached(
         "INSERT INTO conversation_reads(conversation_id, user_id, last_read_id) VALUES (?1, ?2, ?3)
          ON CONFLICT(conversation_id, user_id) DO UPDATE SET last_read_id = max(last_read_id, excluded.last_read_id)",
-        params![conversation, user.0, last],
-    )?;
+    )?
+    .execute(params![conversation, user.0, last])?;
     Ok(last)
 }
 

@@ -46,6 +46,9 @@ pub enum DbError {
     /// A uniqueness or state conflict the caller can fix.
     #[error("{0}")]
     Conflict(String),
+    /// The caller is a member but their role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
     /// Input rejected by a check (bad slug, unknown role...).
     #[error("{0}")]
     Invalid(String),
@@ -101,6 +104,8 @@ impl Db {
     /// (migrations only run forward) or a migration fails.
     pub fn open(path: &Path) -> DbResult<Self> {
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            // Room for the hot paths' statements (rusqlite keeps 16 by default).
+            c.set_prepared_statement_cache_capacity(64);
             c.execute_batch(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;

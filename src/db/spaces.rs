@@ -229,19 +229,16 @@ fn membership(
     space: &dyn rusqlite::ToSql,
     user: UserId,
 ) -> DbResult<SpaceScope> {
-    conn.query_row(
-        &format!(
-            "SELECT s.id, s.slug, s.name, m.role FROM spaces s
+    conn.prepare_cached(&format!(
+        "SELECT s.id, s.slug, s.name, m.role FROM spaces s
              JOIN memberships m ON m.space_id = s.id WHERE {filter} AND m.user_id = ?2"
-        ),
-        params![space, user.0],
-        |r| {
-            Ok(SpaceScope {
-                space: space_from_row(r)?,
-                role: Role::parse(&r.get::<_, String>(3)?),
-            })
-        },
-    )
+    ))?
+    .query_row(params![space, user.0], |r| {
+        Ok(SpaceScope {
+            space: space_from_row(r)?,
+            role: Role::parse(&r.get::<_, String>(3)?),
+        })
+    })
     .optional()?
     .ok_or(DbError::NotFound)
 }

@@ -146,12 +146,11 @@ pub fn create_token(
 /// The user of an API token, if any.
 pub fn token_user(conn: &Connection, token_hash: &[u8]) -> DbResult<Option<User>> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT u.id, u.name, u.is_admin FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = ?1",
-            params![token_hash],
-            user_from_row,
-        )
+        )?
+        .query_row(params![token_hash], user_from_row)
         .optional()?)
 }
 

@@ -466,6 +466,8 @@ pub async fn send(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     let (text, blobs) = if multipart {
+        // Check membership before a byte of an upload reaches the vault.
+        staff(&scope_of(&app, &user, id).await?)?;
         let form = axum::extract::Multipart::from_request(req, &())
             .await
             .map_err(|e| AppError::BadRequest(e.body_text()))?;
@@ -540,14 +542,19 @@ pub async fn post_message(
     text: String,
     blobs: Vec<crate::vault::StoredBlob>,
 ) -> Result<i64, AppError> {
-    let scope = scope_of(app, user, id).await?;
-    staff(&scope)?;
-    let space = scope.id();
     let uid = user.id;
-    // A group commit: concurrent messages share one durable transaction.
-    let (message, queued_jobs) = app
+    // A group commit: concurrent messages share one durable transaction; the
+    // membership check runs inside it (one trip to the database, not two).
+    let (message, queued_jobs, space) = app
         .db
         .write(move |tx| {
+            let space = db::inbox::conversation_space(tx, id)?;
+            let scope = db::spaces::authorize_id(tx, uid, space)?;
+            if scope.role() < db::spaces::Role::Member {
+                return Err(db::DbError::Forbidden(
+                    "viewers cannot change the inbox".into(),
+                ));
+            }
             let (m, bridged) = db::inbox::add_message_with(
                 tx,
                 &scope,
@@ -580,6 +587,7 @@ pub async fn post_message(
             Ok((
                 db::inbox::message(tx, &scope, m)?,
                 bridged || !blobs.is_empty(),
+                space,
             ))
         })
         .await?;
