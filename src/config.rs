@@ -142,6 +142,8 @@ pub struct Config {
     pub stripe_tolerance_s: i64,
     /// Seconds new media are gathered into one `media.added` notification.
     pub notify_batch_seconds: i64,
+    /// Bearer token for `GET /metrics` when `listen` is not a loopback address.
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for Config {
@@ -172,6 +174,7 @@ impl Default for Config {
             stripe_webhook_secret: None,
             stripe_tolerance_s: 300,
             notify_batch_seconds: 60,
+            metrics_token: None,
         }
     }
 }

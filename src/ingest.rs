@@ -447,11 +447,13 @@ async fn fetch(
     let mut stream = tg.files.download_file_stream(path);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
+            metrics::counter!("appliance_download_errors_total").increment(1);
             JobError::retry(format!(
                 "download interrupted: {}",
                 crate::redact(&e.to_string())
             ))
         })?;
+        metrics::counter!("appliance_download_bytes_total").increment(chunk.len() as u64);
         tokio::task::block_in_place(|| writer.write(&chunk)).map_err(vault_error)?;
     }
     Ok(writer)

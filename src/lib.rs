@@ -14,7 +14,9 @@ pub mod inbox;
 pub mod ingest;
 pub mod jobs;
 pub mod meta;
+pub mod metrics;
 pub mod notify;
+pub mod ops;
 pub mod posts;
 pub mod search;
 pub mod secrets;
@@ -119,6 +121,7 @@ pub async fn serve(
         Ok(n) => tracing::info!(removed = n, "removed stale temp files from the vault"),
         Err(e) => tracing::warn!(error = %e, "cannot sweep the vault's tmp directory"),
     }
+    metrics::init();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = jobs::spawn_workers(app.clone(), app.config.job_workers, stop_rx.clone());
     tasks.push(tokio::spawn(search::indexer::run(

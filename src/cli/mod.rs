@@ -102,6 +102,29 @@ pub enum Command {
     /// Posts scheduled to a bound Telegram chat.
     #[command(subcommand)]
     Post(integrations::PostCommand),
+    /// Copies a consistent snapshot of the database and the vault into DEST
+    /// (safe while the server runs; incremental when DEST holds an earlier backup).
+    Backup {
+        /// Backup directory.
+        dest: std::path::PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restores a backup into an empty data directory (`--data-dir`).
+    Restore {
+        /// Backup directory.
+        src: std::path::PathBuf,
+    },
+    /// Checks the database, the vault and the index; exits 1 when something is wrong.
+    Check {
+        /// Fix what can be fixed: re-queue thumbnails, move orphans to lost+found, reindex.
+        #[arg(long)]
+        repair: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `appliance import ...`
@@ -293,6 +316,17 @@ fn named_user(c: &rusqlite::Connection, name: &str) -> db::DbResult<db::users::U
 
 /// Runs a command other than `serve`.
 pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    if let Command::Restore { src } = &command {
+        // Before App::open, which would create a database in the data directory.
+        let s = crate::ops::restore(src, &config.data_dir)?;
+        println!(
+            "restored {} blob(s) ({} bytes) and the database into {}; the search index is rebuilt at the next start",
+            s.blobs_copied,
+            s.bytes_copied,
+            config.data_dir.display()
+        );
+        return Ok(());
+    }
     let app = App::open(config)?;
     match command {
         Command::Serve { .. } => unreachable!("serve is handled by main"),
@@ -645,6 +679,52 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Secrets(cmd) => integrations::secrets(&app, cmd).await?,
         Command::Meta(cmd) => integrations::meta(&app, cmd).await?,
         Command::Post(cmd) => integrations::post(&app, cmd).await?,
+        Command::Restore { .. } => unreachable!("handled above"),
+        Command::Backup { dest, json } => {
+            let a = app.clone();
+            let s = tokio::task::spawn_blocking(move || crate::ops::backup(&a, &dest)).await??;
+            if json {
+                println!("{}", serde_json::to_string(&s)?);
+            } else {
+                println!(
+                    "backup done: database {} bytes; {} of {} blob(s) copied ({} bytes), {} thumbnail(s)",
+                    s.database_bytes, s.blobs_copied, s.blobs, s.bytes_copied, s.thumbnails_copied
+                );
+            }
+        }
+        Command::Check { repair, json } => {
+            let a = app.clone();
+            let r = tokio::task::spawn_blocking(move || crate::ops::check(&a, repair)).await??;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for (what, items) in [
+                    ("database", &r.database),
+                    ("missing blobs", &r.missing_blobs),
+                    ("damaged blobs", &r.damaged_blobs),
+                    ("orphan files", &r.orphan_blobs),
+                    ("temp files", &r.temp_files),
+                    ("missing thumbnails", &r.missing_thumbnails),
+                ] {
+                    println!("{what}: {}", items.len());
+                    for i in items.iter().take(20) {
+                        println!("  {i}");
+                    }
+                }
+                println!("index behind by: {}", r.index_behind);
+                for done in &r.repaired {
+                    println!("repaired: {done}");
+                }
+            }
+            let remaining = if repair {
+                r.unrepairable()
+            } else {
+                r.problems()
+            };
+            if remaining > 0 {
+                std::process::exit(1);
+            }
+        }
     }
     Ok(())
 }

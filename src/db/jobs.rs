@@ -70,6 +70,30 @@ pub fn enqueue_at(conn: &Connection, job: &NewJob<'_>, run_at_ms: i64) -> DbResu
     Ok((n == 1).then(|| JobId(conn.last_insert_rowid())))
 }
 
+/// Like [`enqueue_at`], but a finished job (`done` or `failed`) with the same
+/// dedup key is queued again (a new window of a recurring job, a repair).
+/// A queued or running one is left alone. Returns true when a job is now queued.
+pub fn enqueue_again(conn: &Connection, job: &NewJob<'_>, run_at_ms: i64) -> DbResult<bool> {
+    let t = now();
+    let n = conn.execute(
+        "INSERT INTO jobs(kind, payload, dedup_key, space_id, max_attempts, run_at_ms, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+         ON CONFLICT(dedup_key) DO UPDATE SET state = 'queued', attempts = 0, payload = excluded.payload,
+           run_at_ms = excluded.run_at_ms, last_error = NULL, updated_at = excluded.updated_at
+         WHERE jobs.state IN ('done', 'failed')",
+        params![
+            job.kind,
+            job.payload.to_string(),
+            job.dedup_key,
+            job.space.map(|s| s.0),
+            job.max_attempts,
+            run_at_ms,
+            t
+        ],
+    )?;
+    Ok(n == 1)
+}
+
 /// Claims the next due job, marking it `running` and counting the attempt.
 pub fn claim_next(conn: &Connection) -> DbResult<Option<ClaimedJob>> {
     claim(conn, None)

@@ -777,3 +777,52 @@ pub fn media_space(conn: &Connection, id: MediaId) -> DbResult<(SpaceId, Option<
     .optional()?
     .ok_or(DbError::NotFound)
 }
+
+/// Every blob the database references: (sha256, bytes).
+pub fn all_blobs(conn: &Connection) -> DbResult<Vec<(String, i64)>> {
+    let mut st = conn.prepare("SELECT sha256, bytes FROM blobs ORDER BY sha256")?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Blobs marked as having renderings.
+pub fn rendered_blobs(conn: &Connection) -> DbResult<Vec<String>> {
+    let mut st =
+        conn.prepare("SELECT sha256 FROM blobs WHERE has_thumbnail = 1 ORDER BY sha256")?;
+    let rows = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Marks a blob's renderings missing and queues the thumbnail job again.
+pub fn requeue_thumbnail(conn: &Connection, sha256: &str) -> DbResult<()> {
+    conn.execute(
+        "UPDATE blobs SET has_thumbnail = 0 WHERE sha256 = ?1",
+        [sha256],
+    )?;
+    super::jobs::enqueue_again(
+        conn,
+        &super::jobs::NewJob {
+            kind: crate::jobs::kind::THUMBNAIL,
+            payload: serde_json::json!({ "sha256": sha256 }),
+            dedup_key: Some(format!("thumb:{sha256}")),
+            space: None,
+            max_attempts: 3,
+        },
+        super::now_ms(),
+    )?;
+    Ok(())
+}
+
+/// Vault bytes referenced by the database, and media items by state.
+pub fn totals(conn: &Connection) -> DbResult<(i64, Vec<(String, i64)>)> {
+    let bytes: i64 = conn.query_row("SELECT coalesce(sum(bytes), 0) FROM blobs", [], |r| {
+        r.get(0)
+    })?;
+    let mut st = conn.prepare("SELECT state, count(*) FROM media GROUP BY state ORDER BY state")?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok((bytes, rows))
+}

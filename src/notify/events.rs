@@ -22,7 +22,7 @@ pub fn media_added(conn: &rusqlite::Connection, space: SpaceId, window_s: i64) -
     if db::integrations::subscribers(conn, Some(space), "media.added")?.is_empty() {
         return Ok(());
     }
-    db::jobs::enqueue_at(
+    db::jobs::enqueue_again(
         conn,
         &NewJob {
             kind: MEDIA_BATCH_JOB,

@@ -123,6 +123,7 @@ async fn store(app: &Arc<App>, values: Vec<serde_json::Value>) -> Result<Option<
         })
         .await?;
     tracing::debug!(received = values.len(), new, "stored a getUpdates batch");
+    metrics::counter!("appliance_updates_received_total", "via" => "polling").increment(new as u64);
     if new > 0 {
         app.jobs_added.notify_waiters();
     }

@@ -59,17 +59,15 @@ pub async fn receive(
         chat_id: super::chat_id_of(&value),
         raw,
     };
+    // Group commit: concurrent updates share one durable transaction.
     let new = app
         .db
-        .run(move |c| {
-            let tx = db::write_tx(c)?;
-            let n = db::telegram::store_updates(&tx, std::slice::from_ref(&update), "webhook")?;
-            tx.commit()?;
-            Ok(n)
-        })
+        .write(move |c| db::telegram::store_updates(c, std::slice::from_ref(&update), "webhook"))
         .await
         .map_err(|e| AppError::Unavailable(format!("update not stored, retry: {e}")))?;
     if new > 0 {
+        metrics::counter!("appliance_updates_received_total", "via" => "webhook")
+            .increment(new as u64);
         app.jobs_added.notify_waiters();
     } else {
         tracing::debug!(update_id, "duplicate update acknowledged");

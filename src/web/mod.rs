@@ -43,6 +43,8 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(pages::home))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(crate::metrics::readyz))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/spaces", get(pages::spaces))
@@ -151,6 +153,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/hooks/stripe", post(crate::stripe::receive))
         .route("/static/{*path}", get(asset))
         .layer(axum::middleware::from_fn(auth::csrf_layer))
+        .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .with_state(app)
 }
 

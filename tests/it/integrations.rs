@@ -570,7 +570,7 @@ async fn a_webhook_receiver_down_then_up_gets_the_event_once_signed_and_autorepl
     server.stop().await;
 }
 
-fn appliance_cli(
+pub(crate) fn appliance_cli(
     data: &std::path::Path,
     args: &[&str],
     env: &[(&str, &str)],
@@ -994,6 +994,33 @@ async fn photos_arrive_as_one_batched_media_added_and_status_and_daily_stats_go_
     })
     .await;
     server.settle().await;
+    // A photo after that batch starts the next one.
+    bot.add_file(
+        "SCCS",
+        "photos/third.jpg",
+        fixture_bytes("images/Portrait_6.jpg"),
+    );
+    let mut third = update("photo");
+    third["message"]["date"] = json!(now);
+    third["message"]["photo"] =
+        json!([{ "file_id": "SCCS", "file_unique_id": "SCCS", "width": 10, "height": 10 }]);
+    assert_eq!(
+        server
+            .post_update(&renumber(third, 502).to_string(), Some(SECRET))
+            .await,
+        200
+    );
+    wait_until("a second media.added", || {
+        seen.lock()
+            .unwrap()
+            .hooks
+            .iter()
+            .filter(|(_, b)| b.contains("media.added"))
+            .count()
+            == 2
+    })
+    .await;
+    server.settle().await;
     // Daily statistics: none on the first day, then once per day however often the loop wakes.
     let app = server.app.clone();
     assert_eq!(
@@ -1029,9 +1056,10 @@ async fn photos_arrive_as_one_batched_media_added_and_status_and_daily_stats_go_
         .iter()
         .filter(|e| e["type"] == "media.added")
         .collect();
-    assert_eq!(media.len(), 1, "one batch: {events:?}");
+    assert_eq!(media.len(), 2, "two batches: {events:?}");
     assert_eq!(media[0]["data"]["count"], 2);
     assert_eq!(media[0]["data"]["text"], "2 new photos from Mario");
+    assert_eq!(media[1]["data"]["text"], "1 new photo from Mario");
     assert!(events
         .iter()
         .any(|e| e["type"] == "system.status" && e["data"]["status"] == "started"));
@@ -1040,7 +1068,7 @@ async fn photos_arrive_as_one_batched_media_added_and_status_and_daily_stats_go_
         .filter(|e| e["type"] == "stats.daily")
         .collect();
     assert_eq!(daily.len(), 1);
-    assert_eq!(daily[0]["data"]["media"], 2);
+    assert_eq!(daily[0]["data"]["media"], 3);
     server.stop().await;
 }
 

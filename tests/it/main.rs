@@ -13,6 +13,7 @@ mod fake_bot;
 mod import;
 mod inbox;
 mod integrations;
+mod ops;
 mod search;
 mod telegram;
 mod web;

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::{common::*, fake_bot::FakeBot};
 
 /// Chats that appear in the media fixtures.
-const FIXTURE_CHATS: &[i64] = &[12345, 456, 11111111];
+pub(crate) const FIXTURE_CHATS: &[i64] = &[12345, 456, 11111111];
 
 fn assert_album_complete(server: &TestServer, expected: &[(&str, String)]) {
     let items = server.media("family");
