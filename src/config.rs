@@ -144,6 +144,8 @@ pub struct Config {
     pub notify_batch_seconds: i64,
     /// Bearer token for `GET /metrics` when `listen` is not a loopback address.
     pub metrics_token: Option<Secret>,
+    /// Webhook calls accepted per second from one IP address (bursts of twice that).
+    pub hook_rate_per_s: u32,
 }
 
 impl Default for Config {
@@ -175,6 +177,7 @@ impl Default for Config {
             stripe_tolerance_s: 300,
             notify_batch_seconds: 60,
             metrics_token: None,
+            hook_rate_per_s: 2000,
         }
     }
 }

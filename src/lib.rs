@@ -53,6 +53,8 @@ pub struct App {
     pub secrets: secrets::SecretBox,
     /// Outbound HTTP client and rate limits, per target.
     pub outbound: notify::Outbound,
+    /// Inbound rate limits (login, hooks), per client IP.
+    pub rate_limits: web::limits::RateLimits,
 }
 
 /// Paths inside the data directory.
@@ -91,6 +93,7 @@ impl App {
         Ok(Arc::new(App {
             secrets,
             outbound: notify::Outbound::default(),
+            rate_limits: web::limits::RateLimits::new(config.hook_rate_per_s),
             config,
             db,
             vault,
@@ -161,14 +164,17 @@ pub async fn serve(
     let router = web::router(app.clone());
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let mut rx = stop_rx.clone();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = rx.changed() => {}
-            }
-        })
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = rx.changed() => {}
+        }
+    })
+    .await?;
     // Recorded before the workers stop: delivered now if quick, else after the next start.
     notify::events::system_status(&app, "stopping", String::new()).await;
     let _ = stop_tx.send(true);

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod files;
 pub mod inbox;
 pub mod integrations;
+pub mod limits;
 pub mod pages;
 pub mod upload;
 
@@ -45,7 +46,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(crate::metrics::readyz))
         .route("/metrics", get(crate::metrics::metrics))
-        .route("/login", get(pages::login_form).post(pages::login))
+        .route(
+            "/login",
+            get(pages::login_form)
+                .post(pages::login)
+                .layer(axum::middleware::from_fn_with_state(
+                    app.clone(),
+                    limits::login,
+                )),
+        )
         .route("/logout", post(pages::logout))
         .route("/spaces", get(pages::spaces))
         .route("/s/{slug}", get(pages::album))
@@ -145,14 +154,22 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/chats/{chat_id}/bind", post(pages::bind_chat))
         .route("/admin/jobs", get(pages::jobs))
         .route("/admin/jobs/{id}/retry", post(pages::retry_job))
-        .route("/hooks/telegram", post(crate::telegram::webhook::receive))
-        .route(
-            "/hooks/meta",
-            get(crate::meta::verify).post(crate::meta::receive),
-        )
-        .route("/hooks/stripe", post(crate::stripe::receive))
         .route("/static/{*path}", get(asset))
+        .merge(
+            Router::new()
+                .route("/hooks/telegram", post(crate::telegram::webhook::receive))
+                .route(
+                    "/hooks/meta",
+                    get(crate::meta::verify).post(crate::meta::receive),
+                )
+                .route("/hooks/stripe", post(crate::stripe::receive))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    app.clone(),
+                    limits::hooks,
+                )),
+        )
         .layer(axum::middleware::from_fn(auth::csrf_layer))
+        .layer(axum::middleware::from_fn(limits::headers))
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .with_state(app)
 }

@@ -15,5 +15,6 @@ mod inbox;
 mod integrations;
 mod ops;
 mod search;
+mod security;
 mod telegram;
 mod web;
