@@ -146,6 +146,12 @@ pub struct Config {
     pub metrics_token: Option<Secret>,
     /// Webhook calls accepted per second from one IP address (bursts of twice that).
     pub hook_rate_per_s: u32,
+    /// Storage quota of each space, MB of stored media (0: none).
+    pub space_quota_mb: u64,
+    /// Directory of the nightly backup (none: no scheduled backup).
+    pub backup_dir: Option<PathBuf>,
+    /// Time of the nightly backup, `HH:MM` UTC.
+    pub backup_at: String,
 }
 
 impl Default for Config {
@@ -178,6 +184,9 @@ impl Default for Config {
             notify_batch_seconds: 60,
             metrics_token: None,
             hook_rate_per_s: 2000,
+            space_quota_mb: 0,
+            backup_dir: None,
+            backup_at: "03:30".into(),
         }
     }
 }

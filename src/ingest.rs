@@ -300,6 +300,7 @@ pub async fn download(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
     if let Some(b) = target.declared_bytes.filter(|b| *b as u64 > limit) {
         return Err(JobError::Permanent(too_large(b, limit)));
     }
+    check_quota(app, target.space, target.declared_bytes.unwrap_or(0)).await?;
     let tg = app.telegram.as_ref().ok_or_else(|| {
         JobError::retry("no Telegram token is configured (APPLIANCE_TELEGRAM_TOKEN)")
     })?;
@@ -457,6 +458,65 @@ async fn fetch(
         tokio::task::block_in_place(|| writer.write(&chunk)).map_err(vault_error)?;
     }
     Ok(writer)
+}
+
+/// Refuses a download that would take `space` over `space_quota_mb`. The
+/// first refusal of an exceedance tells the space's integrations
+/// (`system.status`, `quota_exceeded`); the message's text stays in the
+/// archive either way.
+async fn check_quota(
+    app: &Arc<App>,
+    space: db::spaces::SpaceId,
+    incoming: i64,
+) -> Result<(), JobError> {
+    let quota_mb = app.config.space_quota_mb;
+    if quota_mb == 0 {
+        return Ok(());
+    }
+    let quota = (quota_mb as i64).saturating_mul(1_000_000);
+    let refused = app
+        .db
+        .write(move |c| {
+            let used = db::media::space_bytes(c, space)?;
+            let key = format!("quota_warned:{}", space.0);
+            let warned = db::kv_get(c, &key)?.is_some();
+            if used + incoming <= quota {
+                if warned {
+                    db::kv_delete(c, &key)?;
+                }
+                return Ok(None);
+            }
+            let reason = format!(
+                "the space is over its storage quota ({} MB used of {} MB): delete media or raise space_quota_mb",
+                used / 1_000_000,
+                quota / 1_000_000
+            );
+            let mut queued = 0;
+            if !warned {
+                db::kv_set(c, &key, "1")?;
+                queued = crate::notify::emit(
+                    c,
+                    Some(space),
+                    "system.status",
+                    serde_json::json!({ "status": "quota_exceeded", "detail": reason, "space_id": space.0 }),
+                    &format!("appliance: {reason}"),
+                )?;
+            }
+            Ok(Some((reason, queued, !warned)))
+        })
+        .await?;
+    match refused {
+        None => Ok(()),
+        Some((reason, queued, first)) => {
+            if first {
+                tracing::warn!(space = space.0, %reason, "storage quota reached");
+            }
+            if queued > 0 {
+                app.jobs_added.notify_waiters();
+            }
+            Err(JobError::Permanent(reason))
+        }
+    }
 }
 
 /// Largest Telegram thumbnail we fetch, bytes (they are 320 px JPEGs of a few kB).

@@ -139,6 +139,7 @@ pub async fn serve(
         app.clone(),
         stop_rx.clone(),
     )));
+    tasks.push(tokio::spawn(ops::nightly(app.clone(), stop_rx.clone())));
     tasks.push(tokio::spawn(notify::events::run(
         app.clone(),
         stop_rx.clone(),

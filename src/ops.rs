@@ -373,3 +373,75 @@ pub fn check(app: &App, repair: bool) -> anyhow::Result<CheckReport> {
     }
     Ok(r)
 }
+
+/// Seconds from `now` (Unix seconds) to the next `HH:MM` UTC.
+///
+/// # Errors
+/// A time that is not `HH:MM`.
+pub fn seconds_until(at: &str, now: i64) -> Result<i64, String> {
+    let t = chrono::NaiveTime::parse_from_str(at.trim(), "%H:%M")
+        .map_err(|_| format!("backup_at {at:?}: expected HH:MM (UTC)"))?;
+    let target = i64::from(chrono::Timelike::num_seconds_from_midnight(&t));
+    let today = now.rem_euclid(86_400);
+    Ok(if target > today {
+        target - today
+    } else {
+        86_400 - today + target
+    })
+}
+
+/// The nightly backup into `backup_dir` at `backup_at`, until shutdown. A
+/// failure is logged and sent to integrations (`system.status`, `backup_failed`).
+pub async fn nightly(app: std::sync::Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let Some(dest) = app.config.backup_dir.clone() else {
+        return;
+    };
+    loop {
+        let wait = match seconds_until(&app.config.backup_at, db::now()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "nightly backup disabled");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(wait as u64)) => {}
+            _ = shutdown.changed() => return,
+        }
+        let (a, d) = (app.clone(), dest.clone());
+        match tokio::task::spawn_blocking(move || backup(&a, &d)).await {
+            Ok(Ok(s)) => tracing::info!(
+                blobs_copied = s.blobs_copied,
+                bytes = s.bytes_copied,
+                dest = %dest.display(),
+                "nightly backup done"
+            ),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "nightly backup failed");
+                crate::notify::events::system_status(
+                    &app,
+                    "backup_failed",
+                    format!("nightly backup failed: {e}"),
+                )
+                .await;
+            }
+            Err(e) => tracing::error!(error = %e, "nightly backup task failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_backup_time_is_today_or_tomorrow() {
+        let midnight = 1_800_000_000 - 1_800_000_000 % 86_400;
+        assert_eq!(seconds_until("03:30", midnight).unwrap(), 3 * 3600 + 1800);
+        assert_eq!(
+            seconds_until("03:30", midnight + 4 * 3600).unwrap(),
+            86_400 - 1800
+        );
+        assert!(seconds_until("3h", midnight).is_err());
+    }
+}

@@ -826,3 +826,13 @@ pub fn totals(conn: &Connection) -> DbResult<(i64, Vec<(String, i64)>)> {
         .collect::<Result<_, _>>()?;
     Ok((bytes, rows))
 }
+
+/// Bytes of the media a space has stored (its quota usage).
+pub fn space_bytes(conn: &Connection, space: SpaceId) -> DbResult<i64> {
+    Ok(conn.query_row(
+        "SELECT coalesce(sum(b.bytes), 0) FROM media m JOIN blobs b ON b.sha256 = m.sha256
+         WHERE m.space_id = ?1 AND m.state = 'stored'",
+        [space.0],
+        |r| r.get(0),
+    )?)
+}

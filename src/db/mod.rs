@@ -232,6 +232,12 @@ pub fn kv_set(conn: &Connection, key: &str, value: &str) -> DbResult<()> {
     Ok(())
 }
 
+/// Removes a value of the `kv` table.
+pub fn kv_delete(conn: &Connection, key: &str) -> DbResult<()> {
+    conn.execute("DELETE FROM kv WHERE key = ?1", [key])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -164,3 +164,71 @@ async fn metrics_and_readiness() {
     assert_eq!(r.status(), 200);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_quota_media_are_refused_with_a_reason_the_text_kept_and_owners_told_once() {
+    let bot = FakeBot::start().await;
+    register_fixture_files(&bot);
+    bot.add_file(
+        "SBBS",
+        "photos/second.jpg",
+        fixture_bytes("images/hopper.jpg"),
+    );
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &bot);
+    cfg.space_quota_mb = 1;
+    let server = TestServer::start(cfg).await;
+    server.space_with_chats("family", &[11111111]);
+    {
+        // 2 MB already stored, and a Slack-like integration to hear about it.
+        let c = server.app.db.conn().unwrap();
+        let s = appliance::db::spaces::find(&c, "family").unwrap();
+        c.execute(
+            "INSERT INTO blobs(sha256, bytes, mime, created_at) VALUES (?1, 2000000, 'video/mp4', 0)",
+            ["ab".repeat(32)],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO media(space_id, kind, file_id, file_unique_id, received_at, sha256, state)
+             VALUES (?1, 'video', 'big', 'big', 0, ?2, 'stored')",
+            rusqlite::params![s.id.0, "ab".repeat(32)],
+        )
+        .unwrap();
+        appliance::db::integrations::create(
+            &c,
+            &appliance::db::spaces::operator_scope(s),
+            "slack",
+            "http://127.0.0.1:9/never",
+            None,
+            "system.status",
+        )
+        .unwrap();
+    }
+    let mut second = update("photo");
+    second["message"]["photo"] = serde_json::json!([{ "file_id": "SBBS", "file_unique_id": "SBBS", "width": 10, "height": 10 }]);
+    for (i, mut u) in [update("photo"), second].into_iter().enumerate() {
+        u["message"]["caption"] = serde_json::json!(format!("caption {i}"));
+        let body = renumber(u, 300 + i as i64).to_string();
+        assert_eq!(server.post_update(&body, Some(SECRET)).await, 200);
+    }
+    wait_until("both refusals", || {
+        server.count("SELECT count(*) FROM media WHERE state = 'failed' AND error LIKE '%quota%'")
+            == 2
+    })
+    .await;
+    assert_eq!(
+        server.count("SELECT count(*) FROM messages WHERE caption LIKE 'caption %'"),
+        2,
+        "the messages stay"
+    );
+    assert_eq!(
+        server.count("SELECT count(*) FROM deliveries WHERE payload LIKE '%quota_exceeded%'"),
+        1,
+        "told once"
+    );
+    assert!(
+        bot.calls("getfile").is_empty(),
+        "nothing downloaded over quota"
+    );
+    server.stop().await;
+}
