@@ -51,6 +51,32 @@ pub struct FakeState {
     pub downloads: HashMap<String, usize>,
     /// Scripted error answers for sendMessage, by chat id, consumed one per call.
     pub send_errors: HashMap<i64, Vec<(u16, Value)>>,
+    /// Until then, every call and download fails, alternating 429 (retry
+    /// after 1 s) and 500: an outage of the Bot API.
+    pub outage_until: Option<std::time::Instant>,
+    /// Calls and downloads refused during the outage.
+    pub refused: usize,
+}
+
+/// The next answer of an outage, if one is under way.
+fn outage(state: &Arc<Mutex<FakeState>>) -> Option<Response> {
+    let mut st = state.lock().unwrap();
+    if st
+        .outage_until
+        .is_none_or(|t| std::time::Instant::now() >= t)
+    {
+        return None;
+    }
+    st.refused += 1;
+    Some(if st.refused % 2 == 0 {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({ "ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": { "retry_after": 1 } })),
+        )
+            .into_response()
+    } else {
+        err(500, "Internal Server Error")
+    })
 }
 
 /// A running fake Bot API.
@@ -163,6 +189,9 @@ async fn answer(
         return err(404, "Not Found");
     }
     let method = method.to_ascii_lowercase();
+    if let Some(r) = outage(&state) {
+        return r;
+    }
     state
         .lock()
         .unwrap()
@@ -257,6 +286,9 @@ async fn file(
 ) -> Response {
     if !bot.starts_with("bot") {
         return err(404, "Not Found");
+    }
+    if let Some(r) = outage(&state) {
+        return r;
     }
     let mut st = state.lock().unwrap();
     let found = st

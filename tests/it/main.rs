@@ -10,6 +10,7 @@
 mod cli;
 mod common;
 mod fake_bot;
+mod faults;
 mod import;
 mod inbox;
 mod integrations;

@@ -9,7 +9,7 @@ use crate::{common::*, fake_bot::FakeBot};
 /// Chats that appear in the media fixtures.
 pub(crate) const FIXTURE_CHATS: &[i64] = &[12345, 456, 11111111];
 
-fn assert_album_complete(server: &TestServer, expected: &[(&str, String)]) {
+pub(crate) fn assert_album_complete(server: &TestServer, expected: &[(&str, String)]) {
     let items = server.media("family");
     let by_sha: HashMap<String, &appliance::db::media::MediaItem> = items
         .iter()
