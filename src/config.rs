@@ -152,6 +152,8 @@ pub struct Config {
     pub backup_dir: Option<PathBuf>,
     /// Time of the nightly backup, `HH:MM` UTC.
     pub backup_at: String,
+    /// Below this many MB free in the vault, `/readyz` answers 503.
+    pub min_free_mb: u64,
 }
 
 impl Default for Config {
@@ -187,6 +189,7 @@ impl Default for Config {
             space_quota_mb: 0,
             backup_dir: None,
             backup_at: "03:30".into(),
+            min_free_mb: 50,
         }
     }
 }

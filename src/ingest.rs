@@ -371,6 +371,16 @@ pub async fn download(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
 fn vault_error(e: VaultError) -> JobError {
     match e {
         VaultError::TooLarge { .. } | VaultError::Rejected(_) => JobError::Permanent(e.to_string()),
+        VaultError::Io(ref io) if io.kind() == std::io::ErrorKind::StorageFull => {
+            metrics::counter!("appliance_disk_full_total").increment(1);
+            tracing::warn!(
+                "the disk holding the vault is full: downloads wait until space returns"
+            );
+            JobError::Wait {
+                error: "disk full: the download waits until space returns".into(),
+                after: std::time::Duration::from_secs(15),
+            }
+        }
         VaultError::Io(_) => JobError::retry(e),
     }
 }

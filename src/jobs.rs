@@ -40,6 +40,15 @@ pub enum JobError {
     /// Will never succeed (oversize file, rejected content): fail now.
     #[error("{0}")]
     Permanent(String),
+    /// Blocked by the machine, not by the job (the disk is full): try again
+    /// after `after` without spending an attempt, however long it lasts.
+    #[error("{error}")]
+    Wait {
+        /// What blocks it.
+        error: String,
+        /// When to look again.
+        after: Duration,
+    },
 }
 
 impl JobError {
@@ -145,6 +154,12 @@ async fn run_one(app: &Arc<App>, job: ClaimedJob) {
     let id = job.id;
     let finish = match result {
         Ok(()) => app.db.run(move |c| db::jobs::complete(c, id)).await,
+        Err(JobError::Wait { error, after }) => {
+            tracing::warn!(%error, "job waits");
+            app.db
+                .run(move |c| db::jobs::defer(c, id, after.as_millis() as i64, &error))
+                .await
+        }
         Err(JobError::Retry { error, after }) if job.attempt < job.max_attempts => {
             let delay =
                 after.map_or_else(|| backoff(job.attempt), |a| a + Duration::from_millis(250));

@@ -136,7 +136,18 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
             .map(drop)
     })
     .await;
+    let free = crate::notify::events::free_bytes(app.vault.root());
+    let min = app.config.min_free_mb.saturating_mul(1_000_000);
     match writable {
+        Ok(Ok(())) if free.is_some_and(|f| f < min) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "disk almost full: {} MB free in the vault (min_free_mb = {})",
+                free.unwrap_or(0) / 1_000_000,
+                app.config.min_free_mb
+            ),
+        )
+            .into_response(),
         Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
         Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("vault: {e}")).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("vault: {e}")).into_response(),

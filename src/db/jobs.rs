@@ -146,6 +146,16 @@ pub fn complete(conn: &Connection, id: JobId) -> DbResult<()> {
     Ok(())
 }
 
+/// Puts a job back in the queue to run again in `delay_ms` without counting
+/// the attempt just made (the machine, not the job, was the problem).
+pub fn defer(conn: &Connection, id: JobId, delay_ms: i64, error: &str) -> DbResult<()> {
+    conn.execute(
+        "UPDATE jobs SET state = 'queued', attempts = max(attempts - 1, 0), run_at_ms = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+        params![id.0, now_ms() + delay_ms, error, now()],
+    )?;
+    Ok(())
+}
+
 /// Puts a job back in the queue to run again in `delay_ms`, recording the error.
 pub fn retry_later(conn: &Connection, id: JobId, delay_ms: i64, error: &str) -> DbResult<()> {
     conn.execute(

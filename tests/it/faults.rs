@@ -224,3 +224,122 @@ async fn kill_9_while_ingesting_5000_photos_then_restart_and_everything_is_there
     assert_eq!(report["orphan_blobs"], json!([]), "{report}");
     let _ = ok;
 }
+
+/// A PNG of noise (incompressible): about `side * side * 3` bytes.
+fn noise_png(seed: u32, side: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    let img = image::RgbImage::from_fn(side, side, |_, _| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        image::Rgb([x as u8, (x >> 8) as u8, (x >> 16) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// Unmounts on drop, even when the test fails.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_reported_reads_go_on_and_downloads_resume_when_space_returns() {
+    let dir = tempdir();
+    let vault = dir.path().join("vault");
+    std::fs::create_dir_all(&vault).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&vault)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("NOTICE: cannot mount a tmpfs here (not root?): the disk-full test is skipped");
+        return;
+    }
+    let _guard = Mount(vault.clone());
+    let bot = FakeBot::start().await;
+    let n = 8u32;
+    for i in 0..n {
+        bot.add_file(
+            &format!("N{i}"),
+            &format!("photos/n{i}.png"),
+            noise_png(i, 370),
+        );
+    }
+    let mut cfg = config(dir.path(), &bot);
+    cfg.min_free_mb = 1;
+    cfg.job_workers = 1;
+    let server = TestServer::start(cfg).await;
+    server.space_with_chats("family", &[-100600]);
+    crate::web::add_user(&server, "dora", false);
+    {
+        let c = server.app.db.conn().unwrap();
+        let s = appliance::db::spaces::find(&c, "family").unwrap();
+        let u = appliance::db::users::find(&c, "dora").unwrap();
+        appliance::db::spaces::grant(&c, s.id, u.id, appliance::db::spaces::Role::Member).unwrap();
+    }
+    let ready = |s: &TestServer| {
+        let url = format!("{}/readyz", s.url);
+        async move { client().get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(ready(&server).await, 200);
+    for i in 0..n {
+        let u = json!({
+            "update_id": 700 + i,
+            "message": {
+                "message_id": 1 + i, "date": 1_700_000_000 + i,
+                "chat": { "id": -100600, "type": "group", "title": "Family" },
+                "from": { "id": 7, "is_bot": false, "first_name": "Mamie" },
+                "caption": format!("photo {i}"),
+                "photo": [{ "file_id": format!("N{i}"), "file_unique_id": format!("NU{i}"), "width": 370, "height": 370 }]
+            }
+        });
+        assert_eq!(server.post_update(&u.to_string(), Some(SECRET)).await, 200);
+    }
+    wait_until("the disk to fill", || {
+        server.count("SELECT count(*) FROM jobs WHERE last_error LIKE 'disk full%'") > 0
+    })
+    .await;
+    // Reported, reads still served, nothing given up.
+    assert_eq!(ready(&server).await, 503);
+    let cookie = crate::web::login(&server, "dora", "password-of-test").await;
+    let r = client()
+        .get(format!("{}/s/family", server.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let stored = server.count("SELECT count(*) FROM media WHERE state = 'stored'");
+    assert!(stored < i64::from(n), "{stored} stored on a 2 MB disk");
+    assert_eq!(
+        server.count("SELECT count(*) FROM media WHERE state = 'failed'"),
+        0
+    );
+    assert_eq!(
+        server.count("SELECT count(*) FROM messages"),
+        i64::from(n),
+        "the texts are all in"
+    );
+
+    // Space returns: every download completes.
+    let grown = Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&vault)
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    wait_until("every photo stored", || {
+        server.count("SELECT count(*) FROM media WHERE state = 'stored'") == i64::from(n)
+    })
+    .await;
+    assert_eq!(ready(&server).await, 200);
+    server.stop().await;
+}
