@@ -11,6 +11,7 @@ mod cli;
 mod common;
 mod fake_bot;
 mod faults;
+mod hostile;
 mod import;
 mod inbox;
 mod integrations;
