@@ -49,7 +49,7 @@ fn ours(mode: &str, dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Runs `cmd` under `/usr/bin/time -v`; returns (seconds, peak RSS MiB).
-fn timed(mut cmd: Command) -> anyhow::Result<(f64, f64)> {
+fn timed(cmd: Command) -> anyhow::Result<(f64, f64)> {
     let program = cmd.get_program().to_owned();
     let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
     let envs: Vec<_> = cmd
