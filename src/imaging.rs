@@ -10,12 +10,14 @@
 //! This module is pure computation on files; it never touches the database.
 //!
 //! JPEGs (almost every photo) take a faster path: shrink-on-load, decoding
-//! at 1/2, 1/4 or 1/8 scale in the DCT domain (jpeg-decoder's `scale`) to
-//! the smallest size still at least 1280 px, so a 24-megapixel photo never
+//! at n/8 scale in the DCT domain to the smallest size still at least
+//! 1280 px (360 px for [`thumbnail_only`]), so a 24-megapixel photo never
 //! exists in memory at full size (≈ 4.5 MB instead of 72 MB of pixels); then
 //! a SIMD Lanczos resize (fast_image_resize) to the preview and from it to
-//! the thumbnail. Other formats, and JPEGs the fast path cannot read (CMYK,
-//! 12-bit), go through the `image` crate.
+//! the thumbnail. The decoder is libjpeg-turbo through the `mozjpeg` crate
+//! (built from source, statically; corrupt data unwinds and is caught),
+//! else jpeg-decoder's `scale`; other formats, and JPEGs neither reads
+//! (CMYK, 12-bit), go through the `image` crate.
 
 use std::{
     fs::File,
@@ -145,6 +147,41 @@ fn decode_jpeg_scaled(
         if f.read_exact(&mut head).is_err() || head != [0xFF, 0xD8, 0xFF] {
             return Ok(None);
         }
+    }
+    // libjpeg-turbo (through mozjpeg) when it can: its entropy decoder is the
+    // fastest there is; it reports corrupt data by unwinding, caught here.
+    let fast = std::panic::catch_unwind(|| -> std::io::Result<Option<(u32, u32, DynamicImage)>> {
+        let mut d = mozjpeg::Decompress::with_markers(&[]).from_path(path)?;
+        let (w, h) = (d.width() as u32, d.height() as u32);
+        if u64::from(w) * u64::from(h) > max_pixels {
+            return Ok(Some((w, h, DynamicImage::new_rgb8(0, 0))));
+        }
+        // The smallest n/8 whose long edge still reaches `edge`.
+        let long = w.max(h).max(1);
+        let n = (1..=8u32)
+            .find(|n| long * n / 8 >= edge.min(long))
+            .unwrap_or(8);
+        d.scale(n as u8);
+        let mut started = d.rgb()?;
+        let (sw, sh) = (started.width() as u32, started.height() as u32);
+        let data = started.read_scanlines::<u8>()?;
+        started.finish()?;
+        Ok(image::RgbImage::from_raw(sw, sh, data).map(|img| (w, h, DynamicImage::ImageRgb8(img))))
+    });
+    if let Ok(Ok(Some((w, h, mut img)))) = fast {
+        let pixels = u64::from(w) * u64::from(h);
+        if pixels > max_pixels {
+            return Err(format!(
+                "image is {w}x{h} = {pixels} pixels, above the limit of {max_pixels} (max_image_pixels)"
+            ));
+        }
+        let orientation = exif_orientation(path)
+            .and_then(image::metadata::Orientation::from_exif)
+            .unwrap_or(image::metadata::Orientation::NoTransforms);
+        let sw = img.width();
+        img.apply_orientation(orientation);
+        let (w, h) = if img.width() == sw { (w, h) } else { (h, w) };
+        return Ok(Some((w, h, img)));
     }
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let mut decoder = jpeg_decoder::Decoder::new(BufReader::new(file));
