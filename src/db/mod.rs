@@ -80,6 +80,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../migrations/0001_init.sql")),
         M::up(include_str!("../../migrations/0002_integrations.sql")),
+        M::up(include_str!("../../migrations/0003_album_index.sql")),
     ])
 }
 
