@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     db,
-    vault::{Sha256Hex, ThumbSize, Vault},
+    vault::{sync_dir, Sha256Hex, ThumbSize, Vault},
     App,
 };
 
@@ -42,10 +42,6 @@ pub struct CopySummary {
     pub thumbnails_copied: u64,
     /// Size of the database snapshot, bytes.
     pub database_bytes: u64,
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
 }
 
 /// Copies `from` to `to` through a temp file, fsync and rename; returns the bytes copied.

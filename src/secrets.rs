@@ -94,7 +94,7 @@ fn write_key(path: &Path, key: &str) -> Result<(), SecretError> {
     drop(f);
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
+        crate::vault::sync_dir(dir)?;
     }
     Ok(())
 }
@@ -263,7 +263,7 @@ pub fn rotate(
     if from_file {
         std::fs::rename(&pending, &path)?;
         if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
+            crate::vault::sync_dir(dir)?;
         }
     }
     Ok(n)

@@ -184,7 +184,8 @@ impl Vault {
     }
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
+/// Fsyncs a directory, so a rename inside it survives a power cut.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
