@@ -107,8 +107,9 @@ pub struct Config {
     pub max_file_bytes: u64,
     /// Largest image we decode, in pixels (width × height). Default 100 MP.
     pub max_image_pixels: u64,
-    /// Number of background job workers. 0 pauses all background work
-    /// (updates are still received and committed).
+    /// Number of background job workers (default: the number of cores, at
+    /// least 2). 0 pauses all background work (updates are still received
+    /// and committed). Image decoding is further bounded to one per core.
     pub job_workers: usize,
     /// Log format for `serve`.
     pub log_format: LogFormat,
@@ -154,6 +155,47 @@ pub struct Config {
     pub backup_at: String,
     /// Below this many MB free in the vault, `/readyz` answers 503.
     pub min_free_mb: u64,
+    /// S3-compatible bucket that receives the blobs (none: they stay in
+    /// `DATA_DIR/vault/blobs`). Thumbnails and the database stay local.
+    pub s3_bucket: Option<String>,
+    /// Endpoint of an S3-compatible service (`http://127.0.0.1:9000` for a
+    /// local MinIO or Garage); none for AWS itself.
+    pub s3_endpoint: Option<String>,
+    /// Region of the bucket. Default `us-east-1`.
+    pub s3_region: String,
+    /// Access key id for the bucket.
+    pub s3_access_key_id: Option<String>,
+    /// Secret access key for the bucket.
+    pub s3_secret_access_key: Option<Secret>,
+}
+
+/// Cores available to this process (1 when unknown).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+impl Config {
+    /// The S3 settings when a bucket is configured.
+    ///
+    /// # Errors
+    /// A bucket without credentials.
+    pub fn s3(&self) -> Result<Option<crate::vault::S3Settings>, String> {
+        let Some(bucket) = &self.s3_bucket else {
+            return Ok(None);
+        };
+        let (Some(id), Some(secret)) = (&self.s3_access_key_id, &self.s3_secret_access_key) else {
+            return Err(format!(
+                "s3_bucket = {bucket:?} needs s3_access_key_id and s3_secret_access_key"
+            ));
+        };
+        Ok(Some(crate::vault::S3Settings {
+            bucket: bucket.clone(),
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: id.clone(),
+            secret_access_key: secret.expose().to_string(),
+        }))
+    }
 }
 
 impl Default for Config {
@@ -169,7 +211,7 @@ impl Default for Config {
             telegram_poll_timeout_s: 25,
             max_file_bytes: 50 * 1024 * 1024,
             max_image_pixels: 100_000_000,
-            job_workers: 2,
+            job_workers: cores().max(2),
             log_format: LogFormat::Pretty,
             telegram_inbox_space: None,
             inbox_archive_after_days: 90,
@@ -190,6 +232,11 @@ impl Default for Config {
             backup_dir: None,
             backup_at: "03:30".into(),
             min_free_mb: 50,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
         }
     }
 }

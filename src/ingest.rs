@@ -404,11 +404,26 @@ pub async fn thumbnail(app: &Arc<App>, payload: &Value) -> Result<(), JobError> 
         .and_then(Value::as_str)
         .map(str::to_string);
     let max_pixels = app.config.max_image_pixels;
-    let path = app.vault.blob_path(&sha);
-    let mut analysis =
-        tokio::task::spawn_blocking(move || imaging::analyse(&path, &mime, max_pixels))
-            .await
-            .map_err(|e| JobError::retry(format!("thumbnail task: {e}")))?;
+    let copy = app.vault.local_copy(&sha).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            JobError::Permanent(format!("blob {} is missing from the vault", sha.as_str()))
+        } else {
+            JobError::retry(format!("reading blob {}: {e}", sha.as_str()))
+        }
+    })?;
+    let slot = app
+        .imaging_slots
+        .acquire()
+        .await
+        .map_err(|e| JobError::retry(format!("thumbnail slots: {e}")))?;
+    let mut analysis = tokio::task::spawn_blocking(move || {
+        let a = imaging::analyse(copy.path(), &mime, max_pixels);
+        drop(copy);
+        a
+    })
+    .await
+    .map_err(|e| JobError::retry(format!("thumbnail task: {e}")))?;
+    drop(slot);
     if analysis.renderings.is_none() {
         if let (Some(file_id), Some(tg)) = (poster_file_id, &app.telegram) {
             match poster(app, tg, &file_id).await {
@@ -439,11 +454,49 @@ pub async fn thumbnail(app: &Arc<App>, payload: &Value) -> Result<(), JobError> 
     }
     let meta = analysis.meta;
     let key = sha.as_str().to_string();
+    let remote = app.vault.is_remote();
     app.db
-        .run(move |c| db::media::set_blob_meta(c, &key, &meta))
+        .run(move |c| {
+            let tx = c.transaction()?;
+            db::media::set_blob_meta(&tx, &key, &meta)?;
+            if remote {
+                // Renderings are made from the local copy; now it may leave.
+                db::jobs::enqueue(
+                    &tx,
+                    &NewJob {
+                        kind: kind::UPLOAD,
+                        payload: serde_json::json!({ "sha256": key }),
+                        dedup_key: Some(format!("upload:{key}")),
+                        space: None,
+                        max_attempts: 20,
+                    },
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
         .await?;
-    app.index_dirty.notify_waiters();
+    app.changed();
     Ok(())
+}
+
+/// Job `blob.upload`: moves a blob to the remote backend (`s3_bucket`),
+/// then removes the local copy ([`crate::vault::Vault::offload`]). Network
+/// errors are retried with backoff; the local copy stays until the bucket
+/// holds the whole blob.
+pub async fn upload(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
+    let sha = payload
+        .get("sha256")
+        .and_then(Value::as_str)
+        .and_then(Sha256Hex::parse)
+        .ok_or_else(|| JobError::Permanent("job payload has no valid sha256".into()))?;
+    app.vault.offload(&sha).await.map_err(|e| {
+        JobError::retry(format!(
+            "uploading blob {} to {}: {e}",
+            sha.as_str(),
+            app.vault.backend().describe()
+        ))
+    })
 }
 
 /// Streams a Bot API file (`file_path` from `getFile`) into a new vault

@@ -24,6 +24,8 @@ pub mod kind {
     pub const DOWNLOAD: &str = "media.download";
     /// Read metadata and render thumbnails of one blob (payload `{"sha256"}`).
     pub const THUMBNAIL: &str = "blob.thumbnail";
+    /// Move one blob to the remote backend (payload `{"sha256"}`); only with `s3_bucket`.
+    pub const UPLOAD: &str = "blob.upload";
 }
 
 /// How a job attempt ended badly.
@@ -140,6 +142,7 @@ async fn run_one(app: &Arc<App>, job: ClaimedJob) {
         kind::TELEGRAM_UPDATE => crate::ingest::process_update(app, &job.payload).await,
         kind::DOWNLOAD => crate::ingest::download(app, &job.payload).await,
         kind::THUMBNAIL => crate::ingest::thumbnail(app, &job.payload).await,
+        kind::UPLOAD => crate::ingest::upload(app, &job.payload).await,
         crate::inbox::DELIVER_JOB => crate::inbox::deliver(app, &job.payload).await,
         crate::inbox::email::DIGEST_JOB => crate::inbox::email::send(app, &job.payload).await,
         crate::meta::PROCESS_JOB => crate::meta::process(app, &job.payload).await,

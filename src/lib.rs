@@ -55,6 +55,9 @@ pub struct App {
     pub outbound: notify::Outbound,
     /// Inbound rate limits (login, hooks), per client IP.
     pub rate_limits: web::limits::RateLimits,
+    /// Image decodes in flight, one per core: thumbnails never take more
+    /// memory or CPU than the machine has, however many workers run.
+    pub imaging_slots: tokio::sync::Semaphore,
 }
 
 /// Paths inside the data directory.
@@ -82,7 +85,10 @@ impl App {
             )
         })?;
         let db = db::Db::open(&db_path(&config))?;
-        let vault = vault::Vault::open(config.data_dir.join("vault"))?;
+        let mut vault = vault::Vault::open(config.data_dir.join("vault"))?;
+        if let Some(s3) = config.s3().map_err(anyhow::Error::msg)? {
+            vault = vault.with_backend(Arc::new(s3.connect()?));
+        }
         let telegram = telegram::Telegram::from_config(&config);
         let search = Arc::new(search::Search::open(&config.data_dir.join("index"))?);
         let secrets = secrets::SecretBox::load(
@@ -102,6 +108,7 @@ impl App {
             search,
             index_dirty: tokio::sync::Notify::new(),
             hub: inbox::Hub::default(),
+            imaging_slots: tokio::sync::Semaphore::new(config::cores()),
         }))
     }
 }

@@ -42,6 +42,9 @@ pub struct CopySummary {
     pub thumbnails_copied: u64,
     /// Size of the database snapshot, bytes.
     pub database_bytes: u64,
+    /// Blobs not copied because they live in the S3 bucket (`s3_bucket`),
+    /// which keeps them; a restore with the same bucket configured finds them there.
+    pub blobs_in_bucket: u64,
 }
 
 /// Copies `from` to `to` through a temp file, fsync and rename; returns the bytes copied.
@@ -74,11 +77,14 @@ pub fn hash_file(path: &Path) -> io::Result<String> {
 /// Copies the blobs (and their renderings) listed in the database at `db_path`
 /// from `from` to `to`, skipping those already present with the right size.
 /// With `verify`, every copied blob's SHA-256 is checked against its name.
+/// With `bucket`, a blob missing from `from` is taken to be in the S3 bucket
+/// (counted, not copied) instead of being an error.
 fn copy_vault(
     db_path: &Path,
     from: &Vault,
     to: &Vault,
     verify: bool,
+    bucket: bool,
     summary: &mut CopySummary,
 ) -> anyhow::Result<()> {
     let c =
@@ -93,7 +99,9 @@ fn copy_vault(
         let present = fs::metadata(&dst)
             .map(|m| m.len() == bytes as u64)
             .unwrap_or(false);
-        if !present {
+        if !present && bucket && !src.exists() {
+            summary.blobs_in_bucket += 1;
+        } else if !present {
             if !src.exists() {
                 anyhow::bail!(
                     "blob {} is referenced but missing from the vault: run `appliance check`",
@@ -139,7 +147,14 @@ pub fn backup(app: &App, dest: &Path) -> anyhow::Result<CopySummary> {
     summary.database_bytes = fs::metadata(&tmp_db)?.len();
     // 2. The blobs it references (before the snapshot replaces the previous one).
     let to = Vault::open(dest.join("vault"))?;
-    copy_vault(&tmp_db, &app.vault, &to, false, &mut summary)?;
+    copy_vault(
+        &tmp_db,
+        &app.vault,
+        &to,
+        false,
+        app.vault.is_remote(),
+        &mut summary,
+    )?;
     fs::rename(&tmp_db, dest.join(DB_FILE))?;
     // 3. The key of the sealed secrets.
     let key = crate::secrets::key_path(&app.config.data_dir);
@@ -169,10 +184,12 @@ pub fn backup(app: &App, dest: &Path) -> anyhow::Result<CopySummary> {
 /// `appliance restore SRC` into `data_dir`, which must not hold a database.
 /// Blobs are verified against their SHA-256 as they are copied; the database
 /// must pass `PRAGMA integrity_check`. The index is rebuilt at the next start.
+/// With `bucket` (an `s3_bucket` is configured), blobs absent from the backup
+/// are left to the bucket.
 ///
 /// # Errors
 /// A data directory already in use, a damaged backup.
-pub fn restore(src: &Path, data_dir: &Path) -> anyhow::Result<CopySummary> {
+pub fn restore(src: &Path, data_dir: &Path, bucket: bool) -> anyhow::Result<CopySummary> {
     let db_src = src.join(DB_FILE);
     if !db_src.exists() {
         anyhow::bail!("{} holds no backup ({DB_FILE} is missing)", src.display());
@@ -197,7 +214,7 @@ pub fn restore(src: &Path, data_dir: &Path) -> anyhow::Result<CopySummary> {
     let mut summary = CopySummary::default();
     let from = Vault::open(src.join("vault"))?;
     let to = Vault::open(data_dir.join("vault"))?;
-    copy_vault(&db_src, &from, &to, true, &mut summary)?;
+    copy_vault(&db_src, &from, &to, true, bucket, &mut summary)?;
     if src.join("secret.key").exists() {
         copy_atomic(&src.join("secret.key"), &crate::secrets::key_path(data_dir))?;
         #[cfg(unix)]
@@ -225,6 +242,9 @@ pub struct CheckReport {
     pub damaged_blobs: Vec<String>,
     /// Files in the vault that no row references.
     pub orphan_blobs: Vec<String>,
+    /// Objects in the S3 bucket that no row references (reported, never
+    /// deleted: the bucket may be shared; not counted as a problem).
+    pub orphan_bucket_blobs: Vec<String>,
     /// Leftover temp files in `vault/tmp`.
     pub temp_files: Vec<String>,
     /// Blobs marked as rendered whose thumbnail file is missing.
@@ -281,6 +301,20 @@ pub fn check(app: &App, repair: bool) -> anyhow::Result<CheckReport> {
     drop(st);
     let blobs = db::media::all_blobs(&c)?;
     let known: std::collections::HashSet<&str> = blobs.iter().map(|(s, _)| s.as_str()).collect();
+    // With a bucket, one listing of it (check runs on a blocking thread).
+    let remote: Option<std::collections::HashMap<String, u64>> = if app.vault.is_remote() {
+        let list = tokio::runtime::Handle::current()
+            .block_on(app.vault.backend().list())
+            .map_err(|e| anyhow::anyhow!("listing {}: {e}", app.vault.backend().describe()))?;
+        Some(
+            list.into_iter()
+                .map(|(sha, size)| (sha.as_str().to_string(), size))
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let mut not_uploaded = Vec::new();
     for (sha, bytes) in &blobs {
         let Some(h) = Sha256Hex::parse(sha) else {
             r.damaged_blobs.push(sha.clone());
@@ -288,6 +322,13 @@ pub fn check(app: &App, repair: bool) -> anyhow::Result<CheckReport> {
         };
         let path = app.vault.blob_path(&h);
         match fs::metadata(&path) {
+            // Moved to the bucket: checked by size there (the object store
+            // verifies content with its own checksums on upload).
+            Err(_) if remote.is_some() => match remote.as_ref().and_then(|m| m.get(sha)) {
+                None => r.missing_blobs.push(sha.clone()),
+                Some(size) if *size != *bytes as u64 => r.damaged_blobs.push(sha.clone()),
+                Some(_) => {}
+            },
             Err(_) => r.missing_blobs.push(sha.clone()),
             Ok(m) if m.len() != *bytes as u64 => r.damaged_blobs.push(sha.clone()),
             Ok(_) => {
@@ -301,6 +342,14 @@ pub fn check(app: &App, repair: bool) -> anyhow::Result<CheckReport> {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if !known.contains(name) {
             r.orphan_blobs.push(path.display().to_string());
+        } else if remote.is_some() {
+            not_uploaded.push(name.to_string());
+        }
+    }
+    if let Some(remote) = &remote {
+        let name = app.vault.backend().describe();
+        for sha in remote.keys().filter(|k| !known.contains(k.as_str())) {
+            r.orphan_bucket_blobs.push(format!("{name}/blobs/{sha}"));
         }
     }
     for path in files_under(&app.vault.root().join("tmp")) {
@@ -335,6 +384,28 @@ pub fn check(app: &App, repair: bool) -> anyhow::Result<CheckReport> {
         r.repaired.push(format!(
             "{} thumbnail(s) queued",
             r.missing_thumbnails.len()
+        ));
+    }
+    if !not_uploaded.is_empty() {
+        let mut conn = app.db.conn()?;
+        let tx = db::write_tx(&mut conn)?;
+        for sha in &not_uploaded {
+            db::jobs::enqueue_again(
+                &tx,
+                &db::jobs::NewJob {
+                    kind: crate::jobs::kind::UPLOAD,
+                    payload: serde_json::json!({ "sha256": sha }),
+                    dedup_key: Some(format!("upload:{sha}")),
+                    space: None,
+                    max_attempts: 20,
+                },
+                db::now_ms(),
+            )?;
+        }
+        tx.commit()?;
+        r.repaired.push(format!(
+            "{} blob(s) still on this disk queued for upload to the bucket",
+            not_uploaded.len()
         ));
     }
     if !r.orphan_blobs.is_empty() {

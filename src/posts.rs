@@ -120,14 +120,21 @@ pub async fn send(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
     let chat = teloxide::types::ChatId(post.chat_id);
     let sent = match sha.as_deref().and_then(crate::vault::Sha256Hex::parse) {
         Some(sha) => {
+            let copy = app
+                .vault
+                .local_copy(&sha)
+                .await
+                .map_err(|e| JobError::retry(format!("reading the photo: {e}")))?;
             let mut req = tg.api.send_photo(
                 chat,
-                teloxide::types::InputFile::file(app.vault.blob_path(&sha)),
+                teloxide::types::InputFile::file(copy.path().to_path_buf()),
             );
             if !post.text.is_empty() {
                 req = req.caption(post.text.clone());
             }
-            req.await.map(drop)
+            let sent = req.await.map(drop);
+            drop(copy);
+            sent
         }
         None if post.media_id.is_some() => {
             let error = "the photo was deleted from the album".to_string();

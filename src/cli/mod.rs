@@ -125,6 +125,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Writes, reads (whole and by range), lists and deletes a probe blob in
+    /// the configured blob backend (the S3 bucket when `s3_bucket` is set);
+    /// exits 1 with the failing step.
+    VaultProbe,
 }
 
 /// `appliance import ...`
@@ -318,7 +322,7 @@ fn named_user(c: &rusqlite::Connection, name: &str) -> db::DbResult<db::users::U
 pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     if let Command::Restore { src } = &command {
         // Before App::open, which would create a database in the data directory.
-        let s = crate::ops::restore(src, &config.data_dir)?;
+        let s = crate::ops::restore(src, &config.data_dir, config.s3_bucket.is_some())?;
         println!(
             "restored {} blob(s) ({} bytes) and the database into {}; the search index is rebuilt at the next start",
             s.blobs_copied,
@@ -687,10 +691,24 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&s)?);
             } else {
                 println!(
-                    "backup done: database {} bytes; {} of {} blob(s) copied ({} bytes), {} thumbnail(s)",
-                    s.database_bytes, s.blobs_copied, s.blobs, s.bytes_copied, s.thumbnails_copied
+                    "backup done: database {} bytes; {} of {} blob(s) copied ({} bytes), {} thumbnail(s), {} in the bucket",
+                    s.database_bytes, s.blobs_copied, s.blobs, s.bytes_copied, s.thumbnails_copied, s.blobs_in_bucket
                 );
             }
+        }
+        Command::VaultProbe => {
+            let backend = app.vault.backend();
+            crate::vault::backend::probe(
+                backend.as_ref(),
+                &app.vault.root().join("tmp"),
+                crate::vault::backend::PART_BYTES + 1024,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", backend.describe()))?;
+            println!(
+                "{}: write, read, range, list and delete work",
+                backend.describe()
+            );
         }
         Command::Check { repair, json } => {
             let a = app.clone();

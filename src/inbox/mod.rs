@@ -336,12 +336,18 @@ pub async fn deliver(app: &Arc<App>, payload: &serde_json::Value) -> Result<(), 
             let Some(sha) = crate::vault::Sha256Hex::parse(sha) else {
                 continue;
             };
-            let photo = teloxide::types::InputFile::file(app.vault.blob_path(&sha));
+            let copy = match app.vault.local_copy(&sha).await {
+                Ok(copy) => copy,
+                Err(e) => return Err(JobError::retry(format!("reading an attachment: {e}"))),
+            };
+            let photo = teloxide::types::InputFile::file(copy.path().to_path_buf());
             let mut req = tg.api.send_photo(teloxide::types::ChatId(chat), photo);
             if i == 0 && !text.is_empty() {
                 req = req.caption(text.clone());
             }
-            if let Err(e) = req.await {
+            let sent = req.await;
+            drop(copy);
+            if let Err(e) = sent {
                 result = Err(e);
                 break;
             }

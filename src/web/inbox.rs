@@ -606,7 +606,6 @@ pub async fn attachment(
     Path((id, position)): Path<(i64, i64)>,
     req: axum::extract::Request,
 ) -> Result<Response, AppError> {
-    use tower::ServiceExt;
     let (scope, _) = message_scope(&app, &user, id).await?;
     let (sha, mime) = app
         .db
@@ -617,11 +616,7 @@ pub async fn attachment(
     let mime: mime_guess::mime::Mime = mime
         .parse()
         .unwrap_or(mime_guess::mime::APPLICATION_OCTET_STREAM);
-    let mut resp = tower_http::services::ServeFile::new_with_mime(app.vault.blob_path(&sha), &mime)
-        .oneshot(req)
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .into_response();
+    let mut resp = super::files::serve_blob(&app, &sha, &mime, req).await?;
     resp.headers_mut().insert(
         "x-content-type-options",
         axum::http::HeaderValue::from_static("nosniff"),

@@ -19,4 +19,5 @@ mod ops;
 mod search;
 mod security;
 mod telegram;
+mod vault_s3;
 mod web;

@@ -12,13 +12,19 @@
 //! allow-list of content types sniffed from the magic bytes, never trusting the
 //! declared MIME type or file name.
 
+pub mod backend;
+
 use std::{
     fs::{self, File},
     io::{self, Write},
+    ops::Range,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use sha2::{Digest, Sha256};
+
+pub use backend::{BlobBackend, BlobRead, LocalBackend, ObjectBackend, S3Settings};
 
 /// A validated SHA-256 in lowercase hex (64 characters): safe to use in paths.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -87,10 +93,33 @@ pub enum Expect {
     Any,
 }
 
-/// The vault rooted at `DATA_DIR/vault`.
+/// The vault rooted at `DATA_DIR/vault`, with the backend where committed
+/// blobs end up (the same directory by default; an S3 bucket when configured).
 #[derive(Debug, Clone)]
 pub struct Vault {
     root: PathBuf,
+    local: LocalBackend,
+    backend: Arc<dyn BlobBackend>,
+}
+
+/// A blob available as a local file: the vault's own copy, or a temp copy
+/// fetched from the remote backend (deleted when dropped).
+#[derive(Debug)]
+pub enum LocalCopy {
+    /// The blob in `blobs/`.
+    Vault(PathBuf),
+    /// A copy in `tmp/` fetched from the backend.
+    Fetched(tempfile::TempPath),
+}
+
+impl LocalCopy {
+    /// Where to read it.
+    pub fn path(&self) -> &Path {
+        match self {
+            LocalCopy::Vault(p) => p,
+            LocalCopy::Fetched(t) => t,
+        }
+    }
 }
 
 /// A blob committed to the vault.
@@ -111,7 +140,109 @@ impl Vault {
         for d in ["blobs", "thumbs", "tmp"] {
             fs::create_dir_all(root.join(d))?;
         }
-        Ok(Self { root })
+        let local = LocalBackend::new(&root);
+        Ok(Self {
+            backend: Arc::new(local.clone()),
+            local,
+            root,
+        })
+    }
+
+    /// The same vault with committed blobs moved on to `backend` by the
+    /// `blob.upload` job ([`Vault::offload`]).
+    pub fn with_backend(mut self, backend: Arc<dyn BlobBackend>) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Where committed blobs end up.
+    pub fn backend(&self) -> &Arc<dyn BlobBackend> {
+        &self.backend
+    }
+
+    /// True when blobs are moved on to a remote backend after commit.
+    pub fn is_remote(&self) -> bool {
+        !self.backend.is_local()
+    }
+
+    /// True when the blob is in the local `blobs/` directory.
+    pub fn has_local(&self, sha: &Sha256Hex) -> bool {
+        self.blob_path(sha).exists()
+    }
+
+    /// The blob as a local file: the vault's copy when it is here, otherwise
+    /// a temp copy streamed from the backend (bounded memory).
+    ///
+    /// # Errors
+    /// `NotFound` when the blob is nowhere; I/O or network errors.
+    pub async fn local_copy(&self, sha: &Sha256Hex) -> io::Result<LocalCopy> {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let path = self.blob_path(sha);
+        if tokio::fs::try_exists(&path).await? || !self.is_remote() {
+            return Ok(LocalCopy::Vault(path));
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("fetch-")
+            .tempfile_in(self.root.join("tmp"))?;
+        let (file, tmp_path) = tmp.into_parts();
+        let mut file = tokio::fs::File::from_std(file);
+        let mut body = self.backend.get(sha, None).await?.body;
+        while let Some(chunk) = body.next().await {
+            file.write_all(&chunk?).await?;
+        }
+        file.flush().await?;
+        Ok(LocalCopy::Fetched(tmp_path))
+    }
+
+    /// Reads the blob (or the byte `range` of it) from wherever it is.
+    ///
+    /// # Errors
+    /// `NotFound` when the blob is nowhere; `InvalidInput` for a range
+    /// outside the blob; I/O or network errors.
+    pub async fn read(&self, sha: &Sha256Hex, range: Option<Range<u64>>) -> io::Result<BlobRead> {
+        match self.local.get(sha, range.clone()).await {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.is_remote() => {
+                self.backend.get(sha, range).await
+            }
+            r => r,
+        }
+    }
+
+    /// Size of the blob wherever it is, bytes; `None` when it is nowhere.
+    ///
+    /// # Errors
+    /// I/O or network errors.
+    pub async fn size(&self, sha: &Sha256Hex) -> io::Result<Option<u64>> {
+        match self.local.head(sha).await? {
+            None if self.is_remote() => self.backend.head(sha).await,
+            size => Ok(size),
+        }
+    }
+
+    /// Moves a committed blob to the remote backend: upload, check the size
+    /// there, then remove the local copy. Does nothing with the local backend
+    /// or when the blob has already left.
+    ///
+    /// # Errors
+    /// I/O or network errors, or a size mismatch after upload; the local copy
+    /// is kept in every error case.
+    pub async fn offload(&self, sha: &Sha256Hex) -> io::Result<()> {
+        if !self.is_remote() {
+            return Ok(());
+        }
+        let Some(size) = self.local.head(sha).await? else {
+            return Ok(());
+        };
+        self.backend.put(sha, &self.blob_path(sha)).await?;
+        match self.backend.head(sha).await? {
+            Some(there) if there == size => self.local.delete(sha).await,
+            there => Err(io::Error::other(format!(
+                "after upload {} holds {there:?} bytes of blob {}, not {size}",
+                self.backend.describe(),
+                sha.as_str()
+            ))),
+        }
     }
 
     /// The vault's root directory.
@@ -400,7 +531,7 @@ mod tests {
     fn stores_by_content_and_deduplicates() {
         let dir = tempfile::tempdir().unwrap();
         let v = Vault::open(dir.path()).unwrap();
-        let jpeg = include_bytes!("../tests/fixtures/images/hopper.jpg");
+        let jpeg = include_bytes!("../../tests/fixtures/images/hopper.jpg");
         let mut a = v.writer(1 << 20).unwrap();
         for c in jpeg.chunks(1000) {
             a.write(c).unwrap();
@@ -442,7 +573,7 @@ mod tests {
             "{err}"
         );
         let mut w = v.writer(1 << 20).unwrap();
-        w.write(include_bytes!("../tests/fixtures/images/hopper.png"))
+        w.write(include_bytes!("../../tests/fixtures/images/hopper.png"))
             .unwrap();
         let err = w.commit(Expect::Video, None, None).unwrap_err();
         assert!(err.to_string().contains("not a video"), "{err}");
