@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use askama::Template;
+use crate::web::i18n::Localized;
 use askama_web::WebTemplate;
 use axum::{
     extract::{Path, State},

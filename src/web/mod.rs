@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod files;
+pub mod i18n;
 pub mod inbox;
 pub mod integrations;
 pub mod limits;
@@ -17,6 +18,7 @@ pub mod upload;
 use std::sync::Arc;
 
 use askama::Template;
+use crate::web::i18n::Localized;
 use axum::{
     extract::Path,
     http::{header, StatusCode},
@@ -155,6 +157,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/jobs", get(pages::jobs))
         .route("/admin/jobs/{id}/retry", post(pages::retry_job))
         .route("/static/{*path}", get(asset))
+        .route("/lang/{code}", get(i18n::switch))
         .merge(
             Router::new()
                 .route("/hooks/telegram", post(crate::telegram::webhook::receive))
@@ -169,6 +172,7 @@ pub fn router(app: Arc<App>) -> Router {
                 )),
         )
         .layer(axum::middleware::from_fn(auth::csrf_layer))
+        .layer(axum::middleware::from_fn(i18n::negotiate))
         .layer(axum::middleware::from_fn(limits::headers))
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .with_state(app)
@@ -179,17 +183,45 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /static/{path}`: an embedded asset with its MIME type.
+/// The URL of embedded asset `path` with its content hash:
+/// `/static/v/<first 12 hex digits of its SHA-256>/<path>`. Unknown paths get
+/// the plain `/static/<path>`.
+pub fn asset_url(path: &str) -> String {
+    match Assets::get(path) {
+        Some(f) => format!(
+            "/static/v/{}/{path}",
+            &hex::encode(f.metadata.sha256_hash())[..12]
+        ),
+        None => format!("/static/{path}"),
+    }
+}
+
+/// `GET /static/{path}` and `GET /static/v/{hash}/{path}`: an embedded asset
+/// with its MIME type. A hashed URL whose hash matches the content is
+/// `immutable` for a year; anything else is cached for a minute, so a stale
+/// page never pins an old file.
 async fn asset(Path(path): Path<String>) -> Response {
+    let (hash, path) = match path.strip_prefix("v/").and_then(|p| p.split_once('/')) {
+        Some((hash, rest)) => (Some(hash.to_string()), rest.to_string()),
+        None => (None, path),
+    };
     match Assets::get(&path) {
-        Some(f) => (
-            [
-                (header::CONTENT_TYPE, f.metadata.mimetype().to_string()),
-                (header::CACHE_CONTROL, "public, max-age=3600".to_string()),
-            ],
-            f.data,
-        )
-            .into_response(),
+        Some(f) => {
+            let fresh = hash.is_some_and(|h| hex::encode(f.metadata.sha256_hash()).starts_with(&h) && h.len() == 12);
+            let cache = if fresh {
+                "public, max-age=31536000, immutable"
+            } else {
+                "public, max-age=60"
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, f.metadata.mimetype().to_string()),
+                    (header::CACHE_CONTROL, cache.to_string()),
+                ],
+                f.data,
+            )
+                .into_response()
+        }
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

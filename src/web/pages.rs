@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use askama::Template;
+use crate::web::i18n::Localized;
 use askama_web::WebTemplate;
 use axum::{
     extract::{Path, Query, State},
@@ -99,7 +100,7 @@ pub async fn login(
             LoginPage {
                 csrf: csrf.0,
                 next,
-                error: Some("Wrong user name or password.".into()),
+                error: Some(super::i18n::current().texts().wrong_password.into()),
                 first_run: false,
             },
         )
@@ -177,8 +178,30 @@ struct AlbumPage {
     user: User,
     csrf: String,
     space: Space,
-    items: Vec<MediaItem>,
+    /// Items by day of arrival (the day in the request's language), newest first.
+    groups: Vec<(String, Vec<MediaItem>)>,
     next: Option<String>,
+}
+
+impl AlbumPage {
+    fn kind_label(&self, kind: &str) -> &'static str {
+        super::i18n::current().kind(kind)
+    }
+}
+
+/// Groups `items` (newest first) by the UTC day they arrived, labelled in `lang`.
+fn by_day(items: Vec<MediaItem>, lang: super::i18n::Lang) -> Vec<(String, Vec<MediaItem>)> {
+    let mut groups: Vec<(String, Vec<MediaItem>)> = Vec::new();
+    for m in items {
+        let day = chrono::DateTime::parse_from_rfc3339(&m.received_at)
+            .map(|t| lang.day(t.timestamp()))
+            .unwrap_or_default();
+        match groups.last_mut() {
+            Some((d, list)) if *d == day => list.push(m),
+            _ => groups.push((day, vec![m])),
+        }
+    }
+    groups
 }
 
 /// `?cursor=` of the album.
@@ -209,7 +232,7 @@ pub async fn album(
         user,
         csrf: csrf.0,
         space,
-        items,
+        groups: by_day(items, super::i18n::current()),
         next: next.map(|c| c.encode()),
     })
 }

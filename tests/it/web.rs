@@ -115,7 +115,7 @@ async fn members_see_the_album_and_files_others_get_404() {
         .await
         .unwrap();
     assert!(
-        page.contains("asdasdasdasdasdasd") && page.contains("1800 × 1200"),
+        page.contains("asdasdasdasdasdasd") && page.contains("1,800 × 1,200"),
         "{page}"
     );
 
