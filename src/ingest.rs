@@ -357,6 +357,10 @@ pub async fn download(app: &Arc<App>, payload: &Value) -> Result<(), JobError> {
             Ok(attached)
         })
         .await?;
+    if matches!(attached, Attached::Stored) {
+        app.hub
+            .publish(space, crate::inbox::Event::MediaAdded { media_id: id.0 });
+    }
     if let Attached::Duplicate(first) = attached {
         tracing::info!(
             media = id.0,

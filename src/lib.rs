@@ -132,6 +132,19 @@ pub async fn serve(
         Err(e) => tracing::warn!(error = %e, "cannot sweep the vault's tmp directory"),
     }
     metrics::init();
+    if let Some(token) = web::setup::issue_token(&app)
+        .await
+        .map_err(|e| anyhow::anyhow!("first-run setup: {e}"))?
+    {
+        let base = match (&app.config.public_url, listener.local_addr()) {
+            (Some(url), _) => url.trim_end_matches('/').to_string(),
+            (None, Ok(addr)) => format!("http://{addr}"),
+            (None, Err(_)) => format!("http://{}", app.config.listen),
+        };
+        // On the console only, never in the logs: the link is a credential.
+        eprintln!("\n  First run: create the administrator at {base}/setup?token={token}\n");
+        tracing::info!("first run: no account yet; the one-time setup link is on the console");
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = jobs::spawn_workers(app.clone(), app.config.job_workers, stop_rx.clone());
     tasks.push(tokio::spawn(search::indexer::run(

@@ -8,6 +8,16 @@
   var me = thread ? Number(thread.dataset.me) : null;
   var typing = document.getElementById("typing");
   var seen = document.getElementById("seen");
+  // Words in the page's language, from data-* attributes of the thread (English fallback).
+  function say(key, fallback) { return (thread && thread.dataset[key]) || fallback; }
+  function state(d) { return say("state" + d.charAt(0).toUpperCase() + d.slice(1), d); }
+  function when(iso) {
+    try {
+      return new Intl.DateTimeFormat(document.documentElement.lang === "fr" ? "fr-FR" : "en-GB", {
+        day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: "UTC"
+      }).format(new Date(iso));
+    } catch (e) { return iso; }
+  }
   var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/ws");
   function send(o) { if (ws.readyState === 1) ws.send(JSON.stringify(o)); }
   ws.onopen = function () {
@@ -31,7 +41,7 @@
       item.className = "msg " + m.author_kind + (m.author_user_id === me ? " mine" : "");
       item.dataset.id = m.id;
       var p = document.createElement("p"); p.textContent = m.text; item.appendChild(p);
-      var s = document.createElement("small"); s.className = "muted"; s.textContent = m.created_at + (m.delivery ? " · " + m.delivery : "");
+      var s = document.createElement("small"); s.className = "muted"; s.textContent = when(m.created_at) + (m.delivery ? " · " + state(m.delivery) : "");
       item.appendChild(s);
       thread.appendChild(item);
       typing.hidden = true;
@@ -44,7 +54,7 @@
     } else if (ev.type === "typing.stopped" && ev.user_id !== me) {
       typing.hidden = true;
     } else if (ev.type === "message.read" && ev.user_id !== me) {
-      seen.hidden = false; seen.textContent = "Seen up to message " + ev.message_id;
+      seen.hidden = false; seen.textContent = say("seen", "Seen up to message {id}").split("{id}").join(String(ev.message_id));
     } else if (ev.type === "conversation.updated") {
       location.reload();
     }

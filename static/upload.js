@@ -6,6 +6,12 @@
   var input = form.querySelector("input[type=file]");
   var bar = form.querySelector("progress");
   var out = form.querySelector("output");
+  // The page's language, from data-* attributes of the form ({n}, {list}, {status} are filled in).
+  function say(key, fallback, vals) {
+    var s = form.dataset[key] || fallback;
+    for (var k in vals) s = s.split("{" + k + "}").join(String(vals[k]));
+    return s;
+  }
   function send(files) {
     if (!files.length) return;
     var data = new FormData();
@@ -20,11 +26,15 @@
       try { res = JSON.parse(xhr.responseText); } catch (e) {}
       var files = res.files || [];
       var refused = files.filter(function (f) { return f.status === "refused"; });
-      out.textContent = files.length ? (files.length - refused.length) + " added" +
-        (refused.length ? ", " + refused.length + " refused: " + refused.map(function (f) { return f.name + " (" + f.error + ")"; }).join("; ") : "") : "Upload failed (" + xhr.status + ")";
+      var added = files.length - refused.length;
+      out.textContent = files.length ? say(added > 1 ? "addedMany" : "addedOne", "{n} added", { n: added }) +
+        (refused.length ? ", " + say(refused.length > 1 ? "refusedMany" : "refusedOne", "{n} refused: {list}", {
+          n: refused.length,
+          list: refused.map(function (f) { return f.name + " (" + f.error + ")"; }).join("; ")
+        }) : "") : say("failed", "Upload failed ({status})", { status: xhr.status });
       if (refused.length < files.length) setTimeout(function () { location.reload(); }, 800);
     };
-    xhr.onerror = function () { bar.hidden = true; out.textContent = "Upload failed: network error"; };
+    xhr.onerror = function () { bar.hidden = true; out.textContent = say("networkError", "Upload failed: network error", {}); };
     xhr.send(data);
   }
   form.addEventListener("submit", function (e) { e.preventDefault(); send(input.files); });

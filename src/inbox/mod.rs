@@ -97,6 +97,13 @@ pub enum Event {
         /// Who.
         user_id: i64,
     },
+    /// A media item was stored in the space's album (not sent on the inbox
+    /// WebSocket; the album's event stream carries it).
+    #[serde(rename = "media.added")]
+    MediaAdded {
+        /// The media item.
+        media_id: i64,
+    },
     /// This session fell more than [`CHANNEL_CAPACITY`] events behind and
     /// missed some: the client reloads what it shows from the REST API.
     #[serde(rename = "resync")]
@@ -126,7 +133,10 @@ impl Event {
             | Event::TypingStopped {
                 conversation_id, ..
             } => Some(*conversation_id),
-            Event::PresenceOnline { .. } | Event::PresenceOffline { .. } | Event::Resync => None,
+            Event::PresenceOnline { .. }
+            | Event::PresenceOffline { .. }
+            | Event::MediaAdded { .. }
+            | Event::Resync => None,
         }
     }
 }

@@ -108,6 +108,9 @@ async fn session(app: Arc<App>, user: User, socket: WebSocket) {
         tokio::select! {
             ev = events.next(), if !spaces.is_empty() => {
                 let Some(ev) = ev else { break };
+                if matches!(ev.event, Event::MediaAdded { .. }) {
+                    continue;
+                }
                 let typing = matches!(ev.event, Event::TypingStarted { .. } | Event::TypingStopped { .. });
                 if typing && !ev.event.conversation().is_some_and(|c| joined.contains(&c)) {
                     continue;

@@ -62,9 +62,10 @@ impl Lang {
     /// The best of our languages for an `Accept-Language` header; `None`
     /// when it names neither.
     pub fn negotiate(accept_language: &str) -> Option<Lang> {
-        accept_language::intersection(accept_language, &["en", "fr"])
-            .first()
-            .and_then(|l| Lang::parse(l))
+        // Ordered by quality; `fr-CA` counts as French (its primary subtag).
+        accept_language::parse(accept_language)
+            .iter()
+            .find_map(|tag| Lang::parse(tag.split('-').next().unwrap_or_default()))
     }
 
     /// The language of a request: cookie, then `Accept-Language`, then English.
@@ -374,6 +375,157 @@ texts! {
     continue_to_album: "Go to the album", "Aller à l'album";
     // Live
     live_new_photo: "New in the album", "Nouveau dans l'album";
+    // Shared by the pages below
+    back: "Back", "Retour";
+    col_id: "Id", "Identifiant";
+    col_type: "Type", "Type";
+    col_state: "State", "État";
+    col_attempts: "Attempts", "Tentatives";
+    col_error: "Error", "Erreur";
+    col_file: "File", "Fichier";
+    state_pending: "pending", "en attente";
+    state_failed: "failed", "en échec";
+    // Statistics
+    stat_media: "media", "médias";
+    stat_megabytes: "MB", "Mo";
+    stat_downloads_ok: "downloads succeeded", "téléchargements réussis";
+    stat_duplicates: "duplicates skipped", "doublons ignorés";
+    stat_jobs_pending: "jobs pending", "tâches en attente";
+    stat_jobs_failed: "jobs failed", "tâches en échec";
+    stat_auto_replies: "automatic replies", "réponses automatiques";
+    by_kind: "By kind", "Par type";
+    last_7_days: "Last 7 days", "7 derniers jours";
+    media_not_stored: "Media that could not be stored", "Médias qui n'ont pas pu être enregistrés";
+    col_reason: "Reason", "Raison";
+    failed_jobs: "Failed jobs", "Tâches en échec";
+    link_telegram_chat: "Link a Telegram chat", "Lier une discussion Telegram";
+    get_link_code: "Get a link code", "Obtenir un code de liaison";
+    // Link code
+    link_chat: "Link a chat", "Lier une discussion";
+    link_chat_to: "Link a Telegram chat to", "Lier une discussion Telegram à";
+    link_step_add_bot: "Add the bot to the family chat (or open a private chat with it).",
+        "Ajoutez le bot à la discussion familiale (ou ouvrez une discussion privée avec lui).";
+    link_step_send: "Send this message in the chat, within the next hour:",
+        "Envoyez ce message dans la discussion, dans l'heure qui vient\u{a0}:";
+    link_after: "From then on, every photo, video, voice note and file sent there lands in this space, including the ones sent before while the chat was waiting.",
+        "Dès lors, chaque photo, vidéo, message vocal et fichier envoyé dans cette discussion arrive dans cet espace, y compris ceux envoyés pendant que la discussion était en attente.";
+    link_owners_only: "only owners of the space can link chats", "seuls les propriétaires de l'espace peuvent lier des discussions";
+    // Chats
+    telegram_chats: "Telegram chats", "Discussions Telegram";
+    chats_none: "The bot has not heard from any chat yet. Add it to your family chat and send a message.",
+        "Le bot n'a encore reçu aucun message. Ajoutez-le à votre discussion familiale et envoyez un message.";
+    col_waiting: "Waiting", "En attente";
+    chat_not_seen_yet: "(not seen yet)", "(pas encore vue)";
+    chat_private: "private", "privée";
+    chat_group: "group", "groupe";
+    chat_supergroup: "supergroup", "supergroupe";
+    chat_channel: "channel", "canal";
+    chat_unknown: "unknown", "inconnue";
+    bind: "Bind", "Lier";
+    // Jobs
+    background_jobs: "Background jobs", "Tâches en arrière-plan";
+    job_queued: "queued", "en file d'attente";
+    job_running: "running", "en cours";
+    job_done: "done", "terminées";
+    failed: "Failed", "En échec";
+    retry: "Retry", "Réessayer";
+    // Inbox
+    open_conversations: "Open conversations", "Conversations ouvertes";
+    archived: "Archived", "Archivées";
+    inbox_empty: "No conversation yet. Booking an appointment opens one; clients writing to the bot land here.",
+        "Aucune conversation pour l'instant. Chaque rendez-vous pris en ouvre une\u{a0}; les messages des clients au bot arrivent ici.";
+    unread_messages: "unread messages", "messages non lus";
+    // Conversation
+    typing: "typing…", "en train d'écrire…";
+    seen_up_to: "Seen up to message {id}", "Vu jusqu'au message {id}";
+    reply: "Reply", "Répondre";
+    reply_placeholder: "Reply…", "Votre réponse…";
+    send: "Send", "Envoyer";
+    delivery_sent: "sent", "envoyé";
+    delivery_delivered: "delivered", "remis";
+    delivery_read: "read", "lu";
+    // Integrations
+    integrations_none: "No integration yet: add one below to hear about new photos, messages and problems.",
+        "Aucune intégration pour l'instant\u{a0}: ajoutez-en une ci-dessous pour être averti des nouvelles photos, des messages et des problèmes.";
+    paused: "paused", "en pause";
+    secret: "secret", "secret";
+    secret_unreadable: "(unreadable)", "(illisible)";
+    events_colon: "Events:", "Événements\u{a0}:";
+    events: "Events", "Événements";
+    event: "Event", "Événement";
+    send_test: "Send test", "Envoyer un test";
+    hook_delivered: "delivered", "remise";
+    add_integration: "Add an integration", "Ajouter une intégration";
+    integration_webhook: "Webhook (Standard Webhooks, signed)", "Webhook (Standard Webhooks, signé)";
+    integration_telegram: "Telegram chat", "Discussion Telegram";
+    integration_discord: "Discord webhook", "Webhook Discord";
+    integration_slack: "Slack webhook", "Webhook Slack";
+    integration_email: "Email", "E-mail";
+    integration_target: "Target (URL, chat id or email address)", "Destination (URL, identifiant de discussion ou adresse e-mail)";
+    integration_secret: "Secret (webhook: whsec_…, generated if empty; Telegram: bot token; email: SMTP URL, optional)",
+        "Secret (webhook\u{a0}: whsec_…, généré s'il est vide\u{a0}; Telegram\u{a0}: jeton du bot\u{a0}; e-mail\u{a0}: URL SMTP, facultatif)";
+    add: "Add", "Ajouter";
+    autoresponder: "Autoresponder", "Répondeur automatique";
+    auto_replies_sent: "automatic replies sent.", "réponses automatiques envoyées.";
+    mode: "Mode", "Mode";
+    mode_off: "Off", "Désactivé";
+    mode_away: "Away", "Absent";
+    mode_busy: "Busy", "Occupé";
+    mode_schedule: "Away outside opening hours", "Absent en dehors des heures d'ouverture";
+    opening_hours_help: "Opening hours, one per line: weekday (0 = Monday) from to, e.g.",
+        "Heures d'ouverture, une plage par ligne\u{a0}: jour (0 = lundi) début fin, par exemple";
+    time_zone: "Time zone", "Fuseau horaire";
+    away_message_en: "Away message (English)", "Message d'absence (anglais)";
+    away_message_fr: "Away message (French)", "Message d'absence (français)";
+    busy_message_en: "Busy message (English)", "Message «\u{a0}occupé\u{a0}» (anglais)";
+    busy_message_fr: "Busy message (French)", "Message «\u{a0}occupé\u{a0}» (français)";
+    cooldown_hours: "Hours before answering the same contact again", "Heures avant de répondre de nouveau au même contact";
+    never_answer: "Never answer these contacts (ids, comma-separated)", "Ne jamais répondre à ces contacts (identifiants, séparés par des virgules)";
+    save: "Save", "Enregistrer";
+    integration_added: "Integration {id} added.", "Intégration {id} ajoutée.";
+    integration_secret_once: "Its signing secret (shown once): {secret}", "Son secret de signature (affiché une seule fois)\u{a0}: {secret}";
+    test_delivered: "Test delivered to integration {id}.", "Test remis à l'intégration {id}.";
+    test_failed: "Test of integration {id} failed: {error}", "Le test de l'intégration {id} a échoué\u{a0}: {error}";
+    owners_manage_integrations: "only the space's owners manage its integrations", "seuls les propriétaires de l'espace gèrent ses intégrations";
+    chat_id_is_number: "the chat id is a number", "l'identifiant de la discussion est un nombre";
+    telegram_needs_token: "a Telegram integration needs the bot token", "une intégration Telegram a besoin du jeton du bot";
+    target_must_be_url: "the target must be an http(s) URL", "la destination doit être une URL http(s)";
+    bad_opening_hours: "opening hours: {line} should read like \"0 09:00 18:00\" (weekday, from, to)",
+        "heures d'ouverture\u{a0}: {line} doit s'écrire comme «\u{a0}0 09:00 18:00\u{a0}» (jour, début, fin)";
+    not_a_weekday: "{day} is not a weekday number (0 = Monday)", "{day} n'est pas un numéro de jour (0 = lundi)";
+    not_a_contact_id: "{id} is not a contact id", "{id} n'est pas un identifiant de contact";
+    // Scheduled posts
+    nothing_scheduled: "Nothing scheduled.", "Rien de programmé.";
+    when: "When", "Quand";
+    text: "Text", "Texte";
+    photo: "Photo", "Photo";
+    post_scheduled: "scheduled", "programmée";
+    post_sent: "sent", "envoyée";
+    post_cancelled: "cancelled", "annulée";
+    cancel: "Cancel", "Annuler";
+    schedule_a_post: "Schedule a post", "Programmer une publication";
+    bind_chat_first: "Bind a Telegram chat to this space first.", "Liez d'abord une discussion Telegram à cet espace.";
+    album_item_number: "Album photo number (optional)", "Numéro de la photo dans l'album (facultatif)";
+    schedule: "Schedule", "Programmer";
+    viewers_cannot_schedule: "viewers cannot schedule posts", "les lecteurs ne peuvent pas programmer de publications";
+    not_an_album_item: "{item} is not an album item number", "{item} n'est pas un numéro d'élément de l'album";
+    // Error page
+    back_to_start: "Back to the start page", "Retour à la page d'accueil";
+    status_400: "Bad Request", "Requête incorrecte";
+    status_401: "Unauthorized", "Authentification requise";
+    status_403: "Forbidden", "Accès refusé";
+    status_404: "Not Found", "Page introuvable";
+    status_409: "Conflict", "Conflit";
+    status_413: "Payload Too Large", "Contenu trop volumineux";
+    status_500: "Internal Server Error", "Erreur interne du serveur";
+    status_503: "Service Unavailable", "Service indisponible";
+    // Album upload (upload.js)
+    upload_added_one: "{n} added", "{n} fichier ajouté";
+    upload_added_many: "{n} added", "{n} fichiers ajoutés";
+    upload_refused_one: "{n} refused: {list}", "{n} fichier refusé\u{a0}: {list}";
+    upload_refused_many: "{n} refused: {list}", "{n} fichiers refusés\u{a0}: {list}";
+    upload_failed: "Upload failed ({status})", "Échec de l'envoi ({status})";
+    upload_network_error: "Upload failed: network error", "Échec de l'envoi\u{a0}: erreur réseau";
 }
 
 #[cfg(test)]
@@ -388,7 +540,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("fr-CA"));
         assert_eq!(Lang::of_request(&h), Lang::Fr);
-        h.insert(header::COOKIE, HeaderValue::from_static("appliance_lang=en"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("appliance_lang=en"),
+        );
         assert_eq!(Lang::of_request(&h), Lang::En, "the choice wins");
     }
 

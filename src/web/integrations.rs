@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use askama::Template;
 use crate::web::i18n::Localized;
+use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     extract::{Path, State},
@@ -28,12 +28,22 @@ use crate::{
     notify, App,
 };
 
+/// The strings of the request's language.
+fn texts() -> &'static super::i18n::Texts {
+    super::i18n::current().texts()
+}
+
+/// `text` with `{name}` replaced by `value`.
+fn fill(text: &str, name: &str, value: impl std::fmt::Display) -> String {
+    text.replace(&format!("{{{name}}}"), &value.to_string())
+}
+
 fn owner(scope: &SpaceScope) -> Result<(), AppError> {
     if scope.role() == Role::Owner {
         Ok(())
     } else {
         Err(AppError::Forbidden(
-            "only the space's owners manage its integrations".into(),
+            texts().owners_manage_integrations.into(),
         ))
     }
 }
@@ -42,7 +52,7 @@ fn staff(scope: &SpaceScope) -> Result<(), AppError> {
     if scope.role() >= Role::Member {
         Ok(())
     } else {
-        Err(AppError::Forbidden("viewers cannot schedule posts".into()))
+        Err(AppError::Forbidden(texts().viewers_cannot_schedule.into()))
     }
 }
 
@@ -105,9 +115,10 @@ async fn render(
             secret: i.secret_sealed.as_deref().map_or_else(
                 || "–".into(),
                 |s| {
-                    app.secrets
-                        .open(s)
-                        .map_or_else(|_| "(unreadable)".into(), |p| crate::secrets::mask(&p))
+                    app.secrets.open(s).map_or_else(
+                        |_| texts().secret_unreadable.into(),
+                        |p| crate::secrets::mask(&p),
+                    )
                 },
             ),
             id: i.id,
@@ -213,11 +224,9 @@ pub async fn add(
         "telegram" => {
             target
                 .parse::<i64>()
-                .map_err(|_| AppError::BadRequest("the chat id is a number".into()))?;
+                .map_err(|_| AppError::BadRequest(texts().chat_id_is_number.into()))?;
             if f.secret.trim().is_empty() {
-                return Err(AppError::BadRequest(
-                    "a Telegram integration needs the bot token".into(),
-                ));
+                return Err(AppError::BadRequest(texts().telegram_needs_token.into()));
             }
             Some(f.secret.trim().to_string())
         }
@@ -227,9 +236,7 @@ pub async fn add(
     if matches!(f.kind.as_str(), "webhook" | "discord" | "slack")
         && !(target.starts_with("https://") || target.starts_with("http://"))
     {
-        return Err(AppError::BadRequest(
-            "the target must be an http(s) URL".into(),
-        ));
+        return Err(AppError::BadRequest(texts().target_must_be_url.into()));
     }
     let sealed = secret.map(|s| app.secrets.seal(&s));
     let kind = f.kind.clone();
@@ -239,11 +246,15 @@ pub async fn add(
         .db
         .run(move |c| db::integrations::create(c, &s2, &kind, &target, sealed.as_deref(), &events))
         .await?;
+    let added = fill(texts().integration_added, "id", id);
     let flash = Some((
         true,
         match shown {
-            Some(s) => format!("Integration {id} added. Its signing secret (shown once): {s}"),
-            None => format!("Integration {id} added."),
+            Some(s) => format!(
+                "{added} {}",
+                fill(texts().integration_secret_once, "secret", s)
+            ),
+            None => added,
         },
     ));
     render(&app, user, csrf.0, scope, flash).await
@@ -271,8 +282,12 @@ pub async fn test(
         .run(move |c| db::integrations::get(c, &s2, id))
         .await?;
     let flash = match notify::test(&app, integration).await {
-        Ok(()) => (true, format!("Test delivered to integration {id}.")),
-        Err(e) => (false, format!("Test of integration {id} failed: {e}")),
+        Ok(()) => (true, fill(texts().test_delivered, "id", id)),
+        // The error last: its text may contain braces.
+        Err(e) => (
+            false,
+            fill(&fill(texts().test_failed, "id", id), "error", e),
+        ),
     };
     render(&app, user, csrf.0, scope, Some(flash)).await
 }
@@ -335,12 +350,14 @@ pub async fn autoresponder(
     for line in f.open.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let parts: Vec<&str> = line.split_whitespace().collect();
         let [day, from, to] = parts.as_slice() else {
-            return Err(AppError::BadRequest(format!(
-                "opening hours: {line:?} should read like \"0 09:00 18:00\" (weekday, from, to)"
+            return Err(AppError::BadRequest(fill(
+                texts().bad_opening_hours,
+                "line",
+                format!("{line:?}"),
             )));
         };
         let day: u8 = day.parse().map_err(|_| {
-            AppError::BadRequest(format!("{day:?} is not a weekday number (0 = Monday)"))
+            AppError::BadRequest(fill(texts().not_a_weekday, "day", format!("{day:?}")))
         })?;
         open.push((day, from.to_string(), to.to_string()));
     }
@@ -350,8 +367,9 @@ pub async fn autoresponder(
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(|n| {
-            n.parse()
-                .map_err(|_| AppError::BadRequest(format!("{n:?} is not a contact id")))
+            n.parse().map_err(|_| {
+                AppError::BadRequest(fill(texts().not_a_contact_id, "id", format!("{n:?}")))
+            })
         })
         .collect::<Result<Vec<i64>, _>>()?;
     let settings = Settings {
@@ -408,11 +426,20 @@ pub async fn posts(
         })
         .await?;
     let zone: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
+    // The same format as `Lang::datetime`, in the space's time zone.
+    let locale = match super::i18n::current() {
+        super::i18n::Lang::En => chrono::Locale::en_GB,
+        super::i18n::Lang::Fr => chrono::Locale::fr_FR,
+    };
     let posts = posts
         .into_iter()
         .map(|p| {
             let when = chrono::DateTime::from_timestamp(p.run_at, 0)
-                .map(|t| t.with_timezone(&zone).format("%Y-%m-%d %H:%M").to_string())
+                .map(|t| {
+                    t.with_timezone(&zone)
+                        .format_localized("%-d %b %Y, %H:%M", locale)
+                        .to_string()
+                })
                 .unwrap_or_default();
             (p, when)
         })
@@ -458,10 +485,9 @@ pub async fn schedule(
     let run_at = crate::posts::parse_time(&f.at, &tz).map_err(AppError::BadRequest)?;
     let media = match f.media.trim() {
         "" => None,
-        m => Some(
-            m.parse()
-                .map_err(|_| AppError::BadRequest(format!("{m:?} is not an album item number")))?,
-        ),
+        m => Some(m.parse().map_err(|_| {
+            AppError::BadRequest(fill(texts().not_an_album_item, "item", format!("{m:?}")))
+        })?),
     };
     crate::posts::schedule(&app, scope, f.chat, f.text, media, run_at).await?;
     Ok(Redirect::to(&format!("/s/{slug}/posts")).into_response())

@@ -12,13 +12,15 @@ pub mod i18n;
 pub mod inbox;
 pub mod integrations;
 pub mod limits;
+pub mod live;
 pub mod pages;
+pub mod setup;
 pub mod upload;
 
 use std::sync::Arc;
 
-use askama::Template;
 use crate::web::i18n::Localized;
+use askama::Template;
 use axum::{
     extract::Path,
     http::{header, StatusCode},
@@ -61,6 +63,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/spaces", get(pages::spaces))
         .route("/s/{slug}", get(pages::album))
         .route("/s/{slug}/stats", get(pages::stats))
+        .route("/s/{slug}/events", get(live::events))
         .route("/s/{slug}/link-code", post(pages::link_code))
         .route("/s/{slug}/media/{id}", get(pages::media))
         .route("/s/{slug}/media/{id}/file", get(files::original))
@@ -158,6 +161,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/jobs/{id}/retry", post(pages::retry_job))
         .route("/static/{*path}", get(asset))
         .route("/lang/{code}", get(i18n::switch))
+        .route("/setup", get(setup::form).post(setup::create))
+        .route("/setup/telegram", get(setup::telegram))
+        .route("/setup/telegram/test", post(setup::test))
         .merge(
             Router::new()
                 .route("/hooks/telegram", post(crate::telegram::webhook::receive))
@@ -207,7 +213,9 @@ async fn asset(Path(path): Path<String>) -> Response {
     };
     match Assets::get(&path) {
         Some(f) => {
-            let fresh = hash.is_some_and(|h| hex::encode(f.metadata.sha256_hash()).starts_with(&h) && h.len() == 12);
+            let fresh = hash.is_some_and(|h| {
+                hex::encode(f.metadata.sha256_hash()).starts_with(&h) && h.len() == 12
+            });
             let cache = if fresh {
                 "public, max-age=31536000, immutable"
             } else {

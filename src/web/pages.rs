@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use askama::Template;
 use crate::web::i18n::Localized;
+use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     extract::{Path, Query, State},
@@ -294,6 +294,30 @@ struct StatsPage {
     auto_replies: i64,
 }
 
+impl StatsPage {
+    /// A `YYYY-MM-DD` day of the statistics as a day in the request's language.
+    fn day_label(&self, day: &str) -> String {
+        chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").map_or_else(
+            |_| day.to_string(),
+            |d| {
+                super::i18n::current().day(d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp())
+            },
+        )
+    }
+}
+
+/// `x` with one decimal, the locale's digit grouping and decimal sign: `1,234.5` / `1 234,5`.
+fn decimal(lang: super::i18n::Lang, x: f64) -> String {
+    let tenths = (x * 10.0).round() as i64;
+    let sign = if tenths < 0 { "-" } else { "" };
+    let point = match lang {
+        super::i18n::Lang::En => '.',
+        super::i18n::Lang::Fr => ',',
+    };
+    let (units, tenth) = (tenths.abs() / 10, tenths.abs() % 10);
+    format!("{sign}{}{point}{tenth}", lang.number(units))
+}
+
 /// `GET /s/{slug}/stats`: the space's statistics.
 pub async fn stats(
     State(app): State<Arc<App>>,
@@ -313,12 +337,13 @@ pub async fn stats(
             ))
         })
         .await?;
+    let lang = super::i18n::current();
     Ok(StatsPage {
         user,
         csrf: csrf.0,
         space,
-        rate: format!("{:.1}", stats.success_rate()),
-        mb: format!("{:.1}", stats.bytes as f64 / 1_048_576.0),
+        rate: decimal(lang, stats.success_rate()),
+        mb: decimal(lang, stats.bytes as f64 / 1_048_576.0),
         stats,
         jobs,
         failed_jobs,
@@ -346,7 +371,7 @@ pub async fn link_code(
     auth::check_csrf(&csrf, &f.csrf)?;
     if scope.role() != Role::Owner {
         return Err(AppError::Forbidden(
-            "only owners of the space can link chats".into(),
+            super::i18n::current().texts().link_owners_only.into(),
         ));
     }
     let code = auth::random_token()[..10].to_string();
@@ -647,4 +672,18 @@ pub async fn reply(
     auth::check_csrf(&csrf, &f.csrf)?;
     super::inbox::post_message(&app, &user, id, f.text, Vec::new()).await?;
     Ok(Redirect::to(&format!("/s/{slug}/inbox/{id}")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::i18n::Lang;
+
+    #[test]
+    fn decimals_follow_the_locale() {
+        assert_eq!(decimal(Lang::En, 1234.56), "1,234.6");
+        assert_eq!(decimal(Lang::Fr, 1234.56), "1\u{202f}234,6");
+        assert_eq!(decimal(Lang::Fr, 100.0), "100,0");
+        assert_eq!(decimal(Lang::En, 0.04), "0.0");
+    }
 }

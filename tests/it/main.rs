@@ -12,6 +12,7 @@ mod common;
 mod fake_bot;
 mod faults;
 mod hostile;
+mod i18n;
 mod import;
 mod inbox;
 mod integrations;

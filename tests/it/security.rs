@@ -78,6 +78,7 @@ async fn strangers_and_anonymous_visitors_get_nothing_from_any_route() {
     let routes: Vec<(&str, String)> = vec![
         ("GET", "/s/family".into()),
         ("GET", "/s/family/stats".into()),
+        ("GET", "/s/family/events".into()),
         ("POST", "/s/family/link-code".into()),
         ("GET", format!("/s/family/media/{media}")),
         ("GET", format!("/s/family/media/{media}/file")),
@@ -132,6 +133,11 @@ async fn strangers_and_anonymous_visitors_get_nothing_from_any_route() {
         ("GET", "/admin/chats".into()),
         ("GET", "/admin/jobs".into()),
         ("POST", "/admin/chats/11111111/bind".into()),
+        // Accounts exist: the first-run pages are closed to everyone.
+        ("GET", "/setup?token=guess".into()),
+        ("POST", "/setup".into()),
+        ("GET", "/setup/telegram".into()),
+        ("POST", "/setup/telegram/test".into()),
     ];
     let bob_cookie = login(&server, "bob", "password-of-test").await;
     let csrf = bob_cookie
@@ -148,7 +154,12 @@ async fn strangers_and_anonymous_visitors_get_nothing_from_any_route() {
                 req = req.header("cookie", ck).header("x-csrf-token", &csrf);
             }
             let req = match *method {
-                "POST" if path.starts_with("/s/") || path.starts_with("/admin") => req.form(&[
+                "POST"
+                    if path.starts_with("/s/")
+                        || path.starts_with("/admin")
+                        || path.starts_with("/setup") =>
+                {
+                    req.form(&[
                     ("csrf", csrf.as_str()),
                     ("text", "x"),
                     ("space", "other"),
@@ -159,7 +170,13 @@ async fn strangers_and_anonymous_visitors_get_nothing_from_any_route() {
                     ("tz", "UTC"),
                     ("chat", "11111111"),
                     ("at", "2099-01-01 10:00"),
-                ]),
+                    ("token", "guess"),
+                    ("name", "mallory"),
+                    ("password", "password-of-mallory"),
+                    ("password2", "password-of-mallory"),
+                    ("space_name", "Mallory"),
+                ])
+                }
                 "GET" | "DELETE" => req,
                 _ => req.json(&json!({ "text": "x", "name": "x", "contact_id": 1, "starts_at": "2099-01-01T10:00:00Z", "duration_minutes": 30 })),
             };
@@ -179,6 +196,10 @@ async fn strangers_and_anonymous_visitors_get_nothing_from_any_route() {
         }
     }
     assert_eq!(before(&server), snapshot, "nothing changed");
+    assert_eq!(
+        server.count("SELECT count(*) FROM users WHERE name = 'mallory'"),
+        0
+    );
     server.stop().await;
 }
 
