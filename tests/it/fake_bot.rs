@@ -188,6 +188,10 @@ async fn answer(
     if !bot.starts_with("bot") {
         return err(404, "Not Found");
     }
+    if bot.contains("wrong") {
+        // What the Bot API answers for a revoked or mistyped token.
+        return err(401, "Unauthorized");
+    }
     let method = method.to_ascii_lowercase();
     if let Some(r) = outage(&state) {
         return r;

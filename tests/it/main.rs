@@ -7,6 +7,7 @@
 //! - `search`: the index following the database, privacy, crash and rebuild;
 //! - `inbox`, `integrations`: the studio inbox, notifications out, Meta/Stripe in.
 
+mod browser;
 mod cli;
 mod common;
 mod fake_bot;
