@@ -283,3 +283,58 @@ async fn login_and_forms_need_the_csrf_token() {
     assert_eq!(health.status(), 200);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn assets_are_light_hashed_and_cached_for_a_year() {
+    use std::io::Write;
+    let bot = FakeBot::start().await;
+    let dir = tempdir();
+    let server = TestServer::start(config(dir.path(), &bot)).await;
+    let c = client();
+    let login = c
+        .get(format!("{}/login", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let css = login
+        .split('"')
+        .find(|s| s.starts_with("/static/v/") && s.ends_with("/app.css"))
+        .expect("a hashed stylesheet URL")
+        .to_string();
+    let r = c.get(format!("{}{css}", server.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    // A stale hash is served (an old page still works) but not pinned.
+    let stale = "/static/v/000000000000/app.css";
+    let r = c
+        .get(format!("{}{stale}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "public, max-age=60");
+    // Every script and stylesheet, gzipped, under the 50 KB budget.
+    let mut total = 0;
+    for name in ["app.css", "album.js", "upload.js", "inbox.js", "page.js"] {
+        let body = c
+            .get(format!("{}/static/{name}", server.url))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert!(!body.is_empty(), "{name}");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&body).unwrap();
+        total += gz.finish().unwrap().len();
+    }
+    assert!(total < 50 * 1024, "{total} bytes of JS and CSS, gzipped");
+    server.stop().await;
+}
