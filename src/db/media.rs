@@ -603,6 +603,41 @@ pub fn album_page(
     Ok((items, next))
 }
 
+/// The stored items of album (collection) `collection`, newest first. The
+/// caller has checked access ([`super::collections`]).
+pub(crate) fn in_collection(conn: &Connection, collection: i64) -> DbResult<Vec<MediaItem>> {
+    let sql = format!(
+        "SELECT {ITEM_COLUMNS} FROM collection_items ci JOIN media m ON m.id = ci.media_id
+         JOIN spaces s ON s.id = m.space_id LEFT JOIN blobs b ON b.sha256 = m.sha256
+         WHERE ci.collection_id = ?1 AND m.state = 'stored'
+         ORDER BY m.received_at DESC, m.id DESC"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let items = st
+        .query_map([collection], item_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(items)
+}
+
+/// `user`'s favourite stored items of space `space`, newest first.
+pub(crate) fn favourites_of(
+    conn: &Connection,
+    space: super::spaces::SpaceId,
+    user: super::users::UserId,
+) -> DbResult<Vec<MediaItem>> {
+    let sql = format!(
+        "SELECT {ITEM_COLUMNS} FROM favourites f JOIN media m ON m.id = f.media_id
+         JOIN spaces s ON s.id = m.space_id LEFT JOIN blobs b ON b.sha256 = m.sha256
+         WHERE f.user_id = ?1 AND m.space_id = ?2 AND m.state = 'stored'
+         ORDER BY m.received_at DESC, m.id DESC"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let items = st
+        .query_map(params![user.0, space.0], item_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(items)
+}
+
 /// Every stored album item of a space, newest first.
 pub fn list_all(conn: &Connection, scope: &SpaceScope) -> DbResult<Vec<MediaItem>> {
     album_page(conn, scope, None, i64::MAX).map(|(items, _)| items)

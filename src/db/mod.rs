@@ -16,6 +16,7 @@
 //! checking membership (or by the local operator through the CLI).
 
 pub mod autoreply;
+pub mod collections;
 pub mod inbox;
 pub mod integrations;
 pub mod jobs;
@@ -81,6 +82,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0001_init.sql")),
         M::up(include_str!("../../migrations/0002_integrations.sql")),
         M::up(include_str!("../../migrations/0003_album_index.sql")),
+        M::up(include_str!("../../migrations/0004_collections.sql")),
     ])
 }
 

@@ -57,6 +57,18 @@ pub async fn original(
         .db
         .run(move |c| db::media::get(c, &scope, MediaId(id)))
         .await?;
+    original_of(&app, item, q.download == Some(1), req).await
+}
+
+/// The original bytes of `item` (already authorized), inline or as an
+/// attachment, with its stored MIME type and a file name for downloads.
+pub async fn original_of(
+    app: &App,
+    item: db::media::MediaItem,
+    download: bool,
+    req: Request,
+) -> Result<Response, AppError> {
+    let id = item.id.0;
     let sha = item.sha256.clone().unwrap_or_default();
     let mime = item.mime.clone().unwrap_or_default();
     let sha = Sha256Hex::parse(&sha)
@@ -64,7 +76,7 @@ pub async fn original(
     let mime: mime_guess::mime::Mime = mime
         .parse()
         .unwrap_or(mime_guess::mime::APPLICATION_OCTET_STREAM);
-    let mut resp = serve_blob(&app, &sha, &mime, req).await?;
+    let mut resp = serve_blob(app, &sha, &mime, req).await?;
     harden(&mut resp);
     let name = item.file_name.unwrap_or_else(|| {
         let ext = mime_guess::get_mime_extensions(&mime)
@@ -73,11 +85,7 @@ pub async fn original(
             .unwrap_or("bin");
         format!("{}-{}.{ext}", item.kind, id)
     });
-    let disposition = if q.download == Some(1) {
-        "attachment"
-    } else {
-        "inline"
-    };
+    let disposition = if download { "attachment" } else { "inline" };
     let value = format!(
         "{disposition}; filename*=UTF-8''{}",
         percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
@@ -167,15 +175,33 @@ pub async fn thumbnail(
     Path((_, id, size)): Path<(String, i64, u32)>,
     req: Request,
 ) -> Result<Response, AppError> {
-    let size = match size {
-        360 => ThumbSize::Thumb,
-        1280 => ThumbSize::Preview,
-        _ => return Err(AppError::BadRequest("thumbnail size is 360 or 1280".into())),
-    };
+    let size = thumb_size(size)?;
     let item = app
         .db
         .run(move |c| db::media::get(c, &scope, MediaId(id)))
         .await?;
+    thumbnail_of(&app, &item, size, req).await
+}
+
+/// The rendering size named in a URL (360 or 1280).
+///
+/// # Errors
+/// [`AppError::BadRequest`] for any other number.
+pub fn thumb_size(size: u32) -> Result<ThumbSize, AppError> {
+    match size {
+        360 => Ok(ThumbSize::Thumb),
+        1280 => Ok(ThumbSize::Preview),
+        _ => Err(AppError::BadRequest("thumbnail size is 360 or 1280".into())),
+    }
+}
+
+/// The rendering of `item` (already authorized) at `size`, or the placeholder.
+pub async fn thumbnail_of(
+    app: &App,
+    item: &db::media::MediaItem,
+    size: ThumbSize,
+    req: Request,
+) -> Result<Response, AppError> {
     let sha = item.sha256.as_deref().and_then(Sha256Hex::parse);
     let mut resp = match sha.filter(|_| item.has_thumbnail) {
         Some(sha) => ServeFile::new_with_mime(

@@ -526,6 +526,38 @@ texts! {
     upload_refused_many: "{n} refused: {list}", "{n} fichiers refusés\u{a0}: {list}";
     upload_failed: "Upload failed ({status})", "Échec de l'envoi ({status})";
     upload_network_error: "Upload failed: network error", "Échec de l'envoi\u{a0}: erreur réseau";
+    // Albums (collections), favourites and share links
+    albums: "Albums", "Albums";
+    favourites: "Favourites", "Favoris";
+    no_albums: "No album yet. Make one, then add photos to it from their page.", "Aucun album pour l'instant. Créez-en un, puis ajoutez-y des photos depuis leur page.";
+    album_name: "Name of the new album", "Nom du nouvel album";
+    create_album: "Create album", "Créer l'album";
+    items_count: "items", "éléments";
+    album_is_empty: "This album is empty: add photos from their page.", "Cet album est vide : ajoutez des photos depuis leur page.";
+    no_favourites: "No favourites yet: mark photos with ☆ on their page.", "Aucun favori pour l'instant : marquez des photos avec ☆ sur leur page.";
+    add_to_favourites: "☆ Add to favourites", "☆ Ajouter aux favoris";
+    remove_from_favourites: "★ In your favourites (remove)", "★ Dans vos favoris (retirer)";
+    add_to_album: "Add to album", "Ajouter à l'album";
+    remove_from_album: "Remove from this album", "Retirer de cet album";
+    delete_album: "Delete album", "Supprimer l'album";
+    confirm_delete_album: "Delete this album? Its photos stay in the space.", "Supprimer cet album ? Ses photos restent dans l'espace.";
+    share: "Share", "Partager";
+    share_intro: "A share link shows this album, read only, to anyone who has it, until it expires or you revoke it.", "Un lien de partage montre cet album, en lecture seule, à toute personne qui l'a, jusqu'à son expiration ou sa révocation.";
+    share_for: "Valid for", "Valable";
+    days_1: "1 day", "1 jour";
+    days_7: "7 days", "7 jours";
+    days_30: "30 days", "30 jours";
+    create_link: "Create a link", "Créer un lien";
+    new_link: "New link (shown once: copy it now):", "Nouveau lien (affiché une seule fois : copiez-le maintenant) :";
+    links: "Links", "Liens";
+    created: "Created", "Créé";
+    expires: "Expires", "Expire";
+    revoked: "revoked", "révoqué";
+    expired: "expired", "expiré";
+    revoke: "Revoke", "Révoquer";
+    shared_album: "Shared album", "Album partagé";
+    shared_until: "Shared until", "Partagé jusqu'au";
+    link_invalid: "This link does not open anything: it expired, was revoked, or was mistyped.", "Ce lien n'ouvre rien : il a expiré, a été révoqué ou est mal recopié.";
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod collections;
 pub mod files;
 pub mod i18n;
 pub mod inbox;
@@ -64,6 +65,35 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/s/{slug}", get(pages::album))
         .route("/s/{slug}/stats", get(pages::stats))
         .route("/s/{slug}/events", get(live::events))
+        .route(
+            "/s/{slug}/collections",
+            get(collections::list).post(collections::create),
+        )
+        .route("/s/{slug}/collections/{id}", get(collections::show))
+        .route(
+            "/s/{slug}/collections/{id}/delete",
+            post(collections::delete),
+        )
+        .route("/s/{slug}/collections/{id}/share", post(collections::share))
+        .route(
+            "/s/{slug}/collections/{id}/shares/{share}/revoke",
+            post(collections::revoke),
+        )
+        .route("/s/{slug}/favourites", get(collections::favourites))
+        .route("/s/{slug}/media/{id}/collect", post(collections::collect))
+        .route(
+            "/s/{slug}/media/{id}/favourite",
+            post(collections::favourite),
+        )
+        .route("/share/{token}", get(collections::shared))
+        .route(
+            "/share/{token}/media/{id}/thumb/{size}",
+            get(collections::shared_thumbnail),
+        )
+        .route(
+            "/share/{token}/media/{id}/file",
+            get(collections::shared_file),
+        )
         .route("/s/{slug}/link-code", post(pages::link_code))
         .route("/s/{slug}/media/{id}", get(pages::media))
         .route("/s/{slug}/media/{id}/file", get(files::original))

@@ -246,6 +246,9 @@ struct MediaPage {
     item: MediaItem,
     chat_title: String,
     can_delete: bool,
+    favourite: bool,
+    /// The space's albums, for "Add to album" (members and up).
+    collections: Vec<db::collections::Collection>,
 }
 
 /// `GET /s/{slug}/media/{id}`: one item, full view and details.
@@ -257,16 +260,30 @@ pub async fn media(
 ) -> Result<impl IntoResponse, AppError> {
     let space = scope.space().clone();
     let can_delete = scope.role() >= Role::Member;
+    let scope2 = scope.clone();
     let item = app
         .db
         .run(move |c| db::media::get(c, &scope, MediaId(id)))
         .await?;
     let chat_id = item.chat_id;
-    let chat_title = app
+    let (uid, mid) = (user.id, item.id);
+    let (chat_title, favourite, collections) = app
         .db
-        .run(move |c| match chat_id {
-            Some(id) => Ok(db::telegram::chat_title(c, id)?.unwrap_or_default()),
-            None => Ok(String::new()),
+        .run(move |c| {
+            let title = match chat_id {
+                Some(id) => db::telegram::chat_title(c, id)?.unwrap_or_default(),
+                None => String::new(),
+            };
+            let collections = if can_delete {
+                db::collections::list(c, &scope2)?
+            } else {
+                Vec::new()
+            };
+            Ok((
+                title,
+                db::collections::is_favourite(c, uid, mid)?,
+                collections,
+            ))
         })
         .await?;
     Ok(MediaPage {
@@ -276,6 +293,8 @@ pub async fn media(
         item,
         chat_title,
         can_delete,
+        favourite,
+        collections,
     })
 }
 

@@ -9,6 +9,7 @@
 
 mod browser;
 mod cli;
+mod collections;
 mod common;
 mod fake_bot;
 mod faults;

@@ -66,19 +66,37 @@ async fn strangers_and_anonymous_visitors_get_nothing_from_any_route() {
         let post =
             appliance::db::posts::create(&c, &scope, 11111111, "PRIVATE-POST", None, 1_900_000_000)
                 .unwrap();
+        let album =
+            appliance::db::collections::create(&c, &scope, "PRIVATE-ALBUM", alice.id).unwrap();
+        appliance::db::collections::create_share(&c, &scope, album, &[7u8; 32], 7, alice.id)
+            .unwrap();
         let media: i64 = c
             .query_row("SELECT id FROM media LIMIT 1", [], |r| r.get(0))
             .unwrap();
         (media, conversation, message, appointment, integration, post)
     };
     let before = |s: &TestServer| {
-        s.count("SELECT (SELECT count(*) FROM media WHERE state = 'stored') * 1000000 + (SELECT count(*) FROM inbox_messages WHERE deleted_at IS NULL) * 10000 + (SELECT count(*) FROM integrations) * 100 + (SELECT count(*) FROM scheduled_posts WHERE state = 'scheduled') * 10 + (SELECT count(*) FROM conversations)")
+        s.count("SELECT (SELECT count(*) FROM media WHERE state = 'stored') * 1000000 + (SELECT count(*) FROM inbox_messages WHERE deleted_at IS NULL) * 10000 + (SELECT count(*) FROM integrations) * 100 + (SELECT count(*) FROM scheduled_posts WHERE state = 'scheduled') * 10 + (SELECT count(*) FROM conversations) + (SELECT count(*) FROM collections) * 100000000 + (SELECT count(*) FROM share_links WHERE revoked_at IS NULL) * 1000000000 + (SELECT count(*) FROM favourites) * 10000000000 + (SELECT count(*) FROM collection_items) * 100000000000")
     };
     let snapshot = before(&server);
     let routes: Vec<(&str, String)> = vec![
         ("GET", "/s/family".into()),
         ("GET", "/s/family/stats".into()),
         ("GET", "/s/family/events".into()),
+        ("GET", "/s/family/collections".into()),
+        ("POST", "/s/family/collections".into()),
+        ("GET", "/s/family/collections/1".into()),
+        ("POST", "/s/family/collections/1/share".into()),
+        ("POST", "/s/family/collections/1/shares/1/revoke".into()),
+        ("POST", "/s/family/collections/1/delete".into()),
+        ("GET", "/s/family/favourites".into()),
+        ("POST", format!("/s/family/media/{media}/collect")),
+        ("POST", format!("/s/family/media/{media}/favourite")),
+        ("GET", format!("/share/{}", "0".repeat(64))),
+        (
+            "GET",
+            format!("/share/{}/media/{media}/file", "0".repeat(64)),
+        ),
         ("POST", "/s/family/link-code".into()),
         ("GET", format!("/s/family/media/{media}")),
         ("GET", format!("/s/family/media/{media}/file")),
@@ -175,6 +193,8 @@ async fn strangers_and_anonymous_visitors_get_nothing_from_any_route() {
                     ("password", "password-of-mallory"),
                     ("password2", "password-of-mallory"),
                     ("space_name", "Mallory"),
+                    ("days", "30"),
+                    ("collection", "1"),
                 ])
                 }
                 "GET" | "DELETE" => req,
