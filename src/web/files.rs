@@ -218,5 +218,10 @@ pub async fn thumbnail_of(
         }
     };
     harden(&mut resp);
+    if !item.has_thumbnail {
+        // The rendering may exist in a moment: never keep the placeholder in its place.
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     Ok(resp)
 }

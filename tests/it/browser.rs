@@ -2,8 +2,8 @@
 //! `chromium-driver`, installed by `.ci/run`) driven over WebDriver by
 //! fantoccini, against the real server. One story walks a person's first
 //! hour: first-run setup, the Telegram test, a photo arriving live, the
-//! lightbox, an upload, search, French, logging out and in, and an inbox
-//! reply. A screenshot of each step goes to `target/e2e/`.
+//! lightbox, an upload, search, French, logging out and in, an inbox reply,
+//! and an album shared by link. A screenshot of each step goes to `target/e2e/`.
 
 use std::{
     path::PathBuf,
@@ -149,6 +149,20 @@ async fn wait_html(c: &Client, what: &str, cond: impl Fn(&str) -> bool) {
     }
 }
 
+/// Waits until every image of the page has loaded (lazy ones included).
+async fn images_loaded(c: &Client) {
+    let js = "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)";
+    let start = Instant::now();
+    while c.execute(js, vec![]).await.unwrap() != serde_json::Value::Bool(true) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "images did not load: {}",
+            c.source().await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn fill(c: &Client, css: &str, text: &str) {
     let e = find(c, css).await;
     e.clear().await.unwrap();
@@ -279,6 +293,9 @@ async fn a_first_hour_in_a_real_browser() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    server.settle().await;
+    c.refresh().await.unwrap();
+    images_loaded(c).await;
     shot(c, "05-upload").await;
 
     // 6. Search from the top bar finds the photo by its caption.
@@ -364,6 +381,68 @@ async fn a_first_hour_in_a_real_browser() {
         server.count("SELECT count(*) FROM inbox_messages WHERE text = 'Oui, samedi à 10 h.'"),
         1
     );
+
+    // 10. An album, a favourite, and a share link opened without an account.
+    c.goto(&format!("{url}/s/famille-dupre/collections"))
+        .await
+        .unwrap();
+    fill(c, "#album-name", "Été 2026").await;
+    find(c, "form[action='/s/famille-dupre/collections'] button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(c, "form[action$='/share']").await;
+    let album_url = c.current_url().await.unwrap();
+    let media = server.media("famille-dupre")[0].id.0;
+    c.goto(&format!("{url}/s/famille-dupre/media/{media}"))
+        .await
+        .unwrap();
+    find(c, "form.favourite button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let pressed = find(c, "form.favourite button")
+        .await
+        .attr("aria-pressed")
+        .await
+        .unwrap();
+    assert_eq!(pressed.as_deref(), Some("true"));
+    find(c, "form[action$='/collect'] button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    c.goto(album_url.as_str()).await.unwrap();
+    find(c, "form[action$='/share'] button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let link = find(c, "a.new-link")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    find(c, "form[action='/logout'] button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(c, "form[action='/login']").await;
+    server.settle().await;
+    c.goto(&format!("{url}{link}")).await.unwrap();
+    find(c, ".grid a[data-preview]").await;
+    let thumb = client()
+        .get(format!("{url}{link}/media/{media}/thumb/360"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(thumb.headers()["content-type"], "image/jpeg");
+    images_loaded(c).await;
+    shot(c, "10-shared-album").await;
 
     let _ = b.client.clone().close().await;
     server.stop().await;
