@@ -45,6 +45,7 @@
   var live = document.querySelector("p.live[data-events]");
   if (live && window.EventSource && !/[?&]cursor=/.test(location.search)) {
     var es = new EventSource(live.dataset.events);
+    es.onopen = function () { live.dataset.connected = "1"; };
     es.addEventListener("media.added", function () { live.hidden = false; });
   }
 })();

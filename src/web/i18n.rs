@@ -10,9 +10,10 @@
 //!
 //! The language is the `appliance_lang` cookie (set by `GET /lang/{code}`,
 //! the switch in every page's footer), else the best match of the browser's
-//! `Accept-Language` (RFC 9110 §12.5.4), else English. Dates are formatted
-//! with chrono's locale tables (glibc's `LC_TIME` data, in pure Rust) and
-//! numbers with the locale's digit grouping.
+//! `Accept-Language` (RFC 9110 §12.5.4), else English. Dates use each
+//! language's day and month names (CLDR forms) and numbers its digit grouping.
+
+use chrono::Datelike;
 
 use axum::{
     extract::{FromRequestParts, Path},
@@ -85,14 +86,17 @@ impl Lang {
     /// A Unix time (seconds, UTC) as a date and time in this language:
     /// `30 Nov 2026, 14:05` / `30 nov. 2026, 14:05`.
     pub fn datetime(self, unix_s: i64) -> String {
+        self.datetime_in(unix_s, chrono_tz::UTC)
+    }
+
+    /// [`Lang::datetime`] in time zone `zone` (a space's, for scheduled posts).
+    pub fn datetime_in(self, unix_s: i64, zone: chrono_tz::Tz) -> String {
         let Some(t) = chrono::DateTime::from_timestamp(unix_s, 0) else {
             return unix_s.to_string();
         };
-        let (fmt, locale) = match self {
-            Lang::En => ("%-d %b %Y, %H:%M", chrono::Locale::en_GB),
-            Lang::Fr => ("%-d %b %Y, %H:%M", chrono::Locale::fr_FR),
-        };
-        t.format_localized(fmt, locale).to_string()
+        let t = t.with_timezone(&zone);
+        let month = self.month_abbr(t.month0() as usize);
+        format!("{} {month} {}, {}", t.day(), t.year(), t.format("%H:%M"))
     }
 
     /// A Unix time (seconds, UTC) as a day: `Monday 30 November 2026` /
@@ -101,11 +105,19 @@ impl Lang {
         let Some(t) = chrono::DateTime::from_timestamp(unix_s, 0) else {
             return unix_s.to_string();
         };
-        let locale = match self {
-            Lang::En => chrono::Locale::en_GB,
-            Lang::Fr => chrono::Locale::fr_FR,
+        let wd = t.weekday().num_days_from_monday() as usize;
+        let (weekday, month) = match self {
+            Lang::En => (EN_DAYS[wd], EN_MONTHS[t.month0() as usize]),
+            Lang::Fr => (FR_DAYS[wd], FR_MONTHS[t.month0() as usize]),
         };
-        t.format_localized("%A %-d %B %Y", locale).to_string()
+        format!("{weekday} {} {month} {}", t.day(), t.year())
+    }
+
+    fn month_abbr(self, month0: usize) -> &'static str {
+        match self {
+            Lang::En => EN_MONTHS_ABBR[month0],
+            Lang::Fr => FR_MONTHS_ABBR[month0],
+        }
     }
 
     /// The name of a media kind (`photo`, `voice`...) in this language; the
@@ -201,6 +213,56 @@ pub trait Localized {
 }
 
 impl<T: askama::Template> Localized for T {}
+
+// Names of days and months (CLDR, the usual forms of each language), kept
+// here rather than linking every locale's tables for two languages.
+const EN_DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+const FR_DAYS: [&str; 7] = [
+    "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
+];
+const EN_MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const FR_MONTHS: [&str; 12] = [
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+];
+const EN_MONTHS_ABBR: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const FR_MONTHS_ABBR: [&str; 12] = [
+    "janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.",
+    "déc.",
+];
 
 /// The request's language, for handlers: `Locale(lang)`.
 #[derive(Debug, Clone, Copy)]

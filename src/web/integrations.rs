@@ -427,20 +427,11 @@ pub async fn posts(
         .await?;
     let zone: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
     // The same format as `Lang::datetime`, in the space's time zone.
-    let locale = match super::i18n::current() {
-        super::i18n::Lang::En => chrono::Locale::en_GB,
-        super::i18n::Lang::Fr => chrono::Locale::fr_FR,
-    };
+    let lang = super::i18n::current();
     let posts = posts
         .into_iter()
         .map(|p| {
-            let when = chrono::DateTime::from_timestamp(p.run_at, 0)
-                .map(|t| {
-                    t.with_timezone(&zone)
-                        .format_localized("%-d %b %Y, %H:%M", locale)
-                        .to_string()
-                })
-                .unwrap_or_default();
+            let when = lang.datetime_in(p.run_at, zone);
             (p, when)
         })
         .collect();

@@ -223,7 +223,9 @@ async fn a_first_hour_in_a_real_browser() {
         .unwrap();
     find(c, "form.upload").await;
 
-    // 3. A photo sent to the family chat appears without a reload.
+    // 3. A photo sent to the family chat appears without a reload (once the
+    // page's event stream is open: events are not replayed).
+    find(c, "p.live[data-connected]").await;
     assert_eq!(
         server
             .post_update(&renumber(update("photo"), 1).to_string(), Some(SECRET))
