@@ -63,22 +63,28 @@ pub fn create(conn: &Connection, scope: &SpaceScope, name: &str, by: UserId) -> 
     Ok(conn.last_insert_rowid())
 }
 
+/// Columns of a [`Collection`], with its count of stored items.
+const COLUMNS: &str = "c.id, c.name,
+    (SELECT count(*) FROM collection_items ci JOIN media m ON m.id = ci.media_id
+     WHERE ci.collection_id = c.id AND m.state = 'stored')";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Collection> {
+    Ok(Collection {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        items: r.get(2)?,
+    })
+}
+
 /// The space's albums by name, with their item counts.
 pub fn list(conn: &Connection, scope: &SpaceScope) -> DbResult<Vec<Collection>> {
-    let mut st = conn.prepare_cached(
-        "SELECT c.id, c.name,
-                (SELECT count(*) FROM collection_items ci JOIN media m ON m.id = ci.media_id
-                 WHERE ci.collection_id = c.id AND m.state = 'stored')
-         FROM collections c WHERE c.space_id = ?1 ORDER BY c.name COLLATE NOCASE, c.id",
-    )?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM collections c WHERE c.space_id = ?1
+         ORDER BY c.name COLLATE NOCASE, c.id"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
     let rows = st
-        .query_map([scope.id().0], |r| {
-            Ok(Collection {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                items: r.get(2)?,
-            })
-        })?
+        .query_map([scope.id().0], from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
@@ -88,9 +94,9 @@ pub fn list(conn: &Connection, scope: &SpaceScope) -> DbResult<Vec<Collection>> 
 /// # Errors
 /// [`DbError::NotFound`] when it is not an album of *this* space.
 pub fn get(conn: &Connection, scope: &SpaceScope, id: i64) -> DbResult<Collection> {
-    list(conn, scope)?
-        .into_iter()
-        .find(|c| c.id == id)
+    let sql = format!("SELECT {COLUMNS} FROM collections c WHERE c.id = ?1 AND c.space_id = ?2");
+    conn.query_row(&sql, params![id, scope.id().0], from_row)
+        .optional()?
         .ok_or(DbError::NotFound)
 }
 
@@ -142,7 +148,7 @@ pub fn remove_item(conn: &Connection, scope: &SpaceScope, id: i64, media: MediaI
 /// [`DbError::NotFound`] when it is not an album of this space.
 pub fn items(conn: &Connection, scope: &SpaceScope, id: i64) -> DbResult<Vec<MediaItem>> {
     get(conn, scope, id)?;
-    super::media::in_collection(conn, id)
+    super::media::in_collection(conn, id, None)
 }
 
 /// Marks or unmarks an item of the space as one of `user`'s favourites;
@@ -296,7 +302,7 @@ pub fn resolve_share(
 
 /// The shared album's stored items, newest first.
 pub fn shared_items(conn: &Connection, share: &ShareScope) -> DbResult<Vec<MediaItem>> {
-    super::media::in_collection(conn, share.collection)
+    super::media::in_collection(conn, share.collection, None)
 }
 
 /// One stored item of the shared album.
@@ -304,8 +310,7 @@ pub fn shared_items(conn: &Connection, share: &ShareScope) -> DbResult<Vec<Media
 /// # Errors
 /// [`DbError::NotFound`] when it is not in the shared album.
 pub fn shared_item(conn: &Connection, share: &ShareScope, media: MediaId) -> DbResult<MediaItem> {
-    shared_items(conn, share)?
-        .into_iter()
-        .find(|m| m.id == media)
+    super::media::in_collection(conn, share.collection, Some(media))?
+        .pop()
         .ok_or(DbError::NotFound)
 }

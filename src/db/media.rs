@@ -603,18 +603,23 @@ pub fn album_page(
     Ok((items, next))
 }
 
-/// The stored items of album (collection) `collection`, newest first. The
-/// caller has checked access ([`super::collections`]).
-pub(crate) fn in_collection(conn: &Connection, collection: i64) -> DbResult<Vec<MediaItem>> {
+/// The stored items of album (collection) `collection` (only item `only`
+/// when given), newest first. The caller has checked access
+/// ([`super::collections`]).
+pub(crate) fn in_collection(
+    conn: &Connection,
+    collection: i64,
+    only: Option<MediaId>,
+) -> DbResult<Vec<MediaItem>> {
     let sql = format!(
         "SELECT {ITEM_COLUMNS} FROM collection_items ci JOIN media m ON m.id = ci.media_id
          JOIN spaces s ON s.id = m.space_id LEFT JOIN blobs b ON b.sha256 = m.sha256
-         WHERE ci.collection_id = ?1 AND m.state = 'stored'
+         WHERE ci.collection_id = ?1 AND m.state = 'stored' AND (?2 IS NULL OR m.id = ?2)
          ORDER BY m.received_at DESC, m.id DESC"
     );
     let mut st = conn.prepare_cached(&sql)?;
     let items = st
-        .query_map([collection], item_from_row)?
+        .query_map(params![collection, only.map(|m| m.0)], item_from_row)?
         .collect::<Result<_, _>>()?;
     Ok(items)
 }

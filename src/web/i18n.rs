@@ -6,7 +6,7 @@
 //! request's language and keeps it in a task-local for the request's
 //! lifetime (rendering included); every template reaches it through the
 //! blanket [`Localized`] trait: `{% let t = self.t() %}{{ t.log_in }}`.
-//! Handlers that build messages themselves use the [`Locale`] extractor.
+//! Handlers that build messages themselves call [`current`].
 //!
 //! The language is the `appliance_lang` cookie (set by `GET /lang/{code}`,
 //! the switch in every page's footer), else the best match of the browser's
@@ -16,8 +16,8 @@
 use chrono::Datelike;
 
 use axum::{
-    extract::{FromRequestParts, Path},
-    http::{header, request::Parts, HeaderMap, HeaderValue},
+    extract::Path,
+    http::{header, HeaderMap, HeaderValue},
     response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -263,25 +263,6 @@ const FR_MONTHS_ABBR: [&str; 12] = [
     "janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.",
     "déc.",
 ];
-
-/// The request's language, for handlers: `Locale(lang)`.
-#[derive(Debug, Clone, Copy)]
-pub struct Locale(pub Lang);
-
-impl Locale {
-    /// The strings of this language.
-    pub fn t(self) -> &'static Texts {
-        self.0.texts()
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Locale {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Locale(Lang::of_request(&parts.headers)))
-    }
-}
 
 /// `GET /lang/{en|fr}`: remembers the language for a year (cookie) and goes
 /// back to the page it was chosen on (the `Referer`'s path, never another host).

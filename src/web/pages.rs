@@ -183,12 +183,6 @@ struct AlbumPage {
     next: Option<String>,
 }
 
-impl AlbumPage {
-    fn kind_label(&self, kind: &str) -> &'static str {
-        super::i18n::current().kind(kind)
-    }
-}
-
 /// Groups `items` (newest first) by the UTC day they arrived, labelled in `lang`.
 fn by_day(items: Vec<MediaItem>, lang: super::i18n::Lang) -> Vec<(String, Vec<MediaItem>)> {
     let mut groups: Vec<(String, Vec<MediaItem>)> = Vec::new();
