@@ -163,6 +163,10 @@ async fn images_loaded(c: &Client) {
     }
 }
 
+async fn click(c: &Client, css: &str) {
+    find(c, css).await.click().await.unwrap();
+}
+
 async fn fill(c: &Client, css: &str, text: &str) {
     let e = find(c, css).await;
     e.clear().await.unwrap();
@@ -193,22 +197,18 @@ async fn a_first_hour_in_a_real_browser() {
     fill(c, "#password2", "correct-horse-battery").await;
     fill(c, "#space_name", "Famille Dupré").await;
     shot(c, "01-first-run-setup").await;
-    find(c, "form[action='/setup'] button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(c, "form[action='/setup'] button[type=submit]").await;
     find(c, "form.test").await;
     assert!(c.current_url().await.unwrap().path() == "/setup/telegram");
 
     // 2. The Telegram step: Test connection calls getMe on the (fake) Bot API.
     fill(c, "#token", "123456:TEST-token_abc").await;
-    find(c, "form.test button").await.click().await.unwrap();
+    click(c, "form.test button").await;
     let ok = find(c, "p.ok").await.text().await.unwrap();
     assert!(ok.contains("@family_album_bot"), "{ok}");
     shot(c, "02-telegram-test").await;
     fill(c, "#token", "123456:wrong").await;
-    find(c, "form.test button").await.click().await.unwrap();
+    click(c, "form.test button").await;
     let refused = find(c, "p.error").await.text().await.unwrap();
     assert!(refused.contains("refused the token"), "{refused}");
     {
@@ -216,11 +216,7 @@ async fn a_first_hour_in_a_real_browser() {
         let s = appliance::db::spaces::find(&conn, "famille-dupre").unwrap();
         appliance::db::telegram::bind_chat(&conn, 11111111, s.id).unwrap();
     }
-    find(c, "a.button[href='/s/famille-dupre']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(c, "a.button[href='/s/famille-dupre']").await;
     find(c, "form.upload").await;
 
     // 3. A photo sent to the family chat appears without a reload (once the
@@ -243,15 +239,11 @@ async fn a_first_hour_in_a_real_browser() {
     }
     shot(c, "03-photo-arrives-live").await;
     server.settle().await;
-    find(c, "p.live a").await.click().await.unwrap();
+    click(c, "p.live a").await;
     find(c, ".grid a[data-preview]").await;
 
     // 4. The lightbox: opens on a click, moves with the keyboard, closes with Escape.
-    find(c, ".grid a[data-preview]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(c, ".grid a[data-preview]").await;
     find(c, "dialog.lightbox[open] .stage img").await;
     shot(c, "04-lightbox").await;
     find(c, "dialog.lightbox [data-go='1']")
@@ -276,11 +268,7 @@ async fn a_first_hour_in_a_real_browser() {
         .send_keys(upload.to_str().unwrap())
         .await
         .unwrap();
-    find(c, "form.upload button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(c, "form.upload button[type=submit]").await;
     let start = Instant::now();
     while c
         .find_all(Locator::Css(".grid a[data-preview]"))
@@ -322,11 +310,7 @@ async fn a_first_hour_in_a_real_browser() {
     shot(c, "06-search").await;
 
     // 7. Switch to French: the choice sticks across pages.
-    find(c, "footer a[hreflang='fr']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(c, "footer a[hreflang='fr']").await;
     find(c, "html[lang='fr']").await;
     c.goto(&format!("{url}/s/famille-dupre")).await.unwrap();
     find(c, "html[lang='fr']").await;
@@ -335,20 +319,12 @@ async fn a_first_hour_in_a_real_browser() {
     shot(c, "07-french").await;
 
     // 8. Log out, and back in through the form.
-    find(c, "form[action='/logout'] button")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(c, "form[action='/logout'] button").await;
     find(c, "form[action='/login']").await;
     fill(c, "#name", "admin").await;
     fill(c, "#password", "correct-horse-battery").await;
     shot(c, "08-login").await;
-    find(c, "form[action='/login'] button")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(c, "form[action='/login'] button").await;
     find(c, "ul.spaces").await;
 
     // 9. An inbox conversation with a client, and a reply.
@@ -369,11 +345,7 @@ async fn a_first_hour_in_a_real_browser() {
         .unwrap();
     find(c, "#thread").await;
     fill(c, "#text", "Oui, samedi à 10 h.").await;
-    find(c, "#reply button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(c, "#reply button[type=submit]").await;
     wait_html(c, "the reply in the thread", |h| {
         h.contains("Oui, samedi à 10 h.")
     })
@@ -389,50 +361,33 @@ async fn a_first_hour_in_a_real_browser() {
         .await
         .unwrap();
     fill(c, "#album-name", "Été 2026").await;
-    find(c, "form[action='/s/famille-dupre/collections'] button")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(c, "form[action='/s/famille-dupre/collections'] button").await;
     find(c, "form[action$='/share']").await;
     let album_url = c.current_url().await.unwrap();
     let media = server.media("famille-dupre")[0].id.0;
     c.goto(&format!("{url}/s/famille-dupre/media/{media}"))
         .await
         .unwrap();
-    find(c, "form.favourite button")
-        .await
-        .click()
-        .await
-        .unwrap();
-    let pressed = find(c, "form.favourite button")
-        .await
-        .attr("aria-pressed")
-        .await
-        .unwrap();
-    assert_eq!(pressed.as_deref(), Some("true"));
-    find(c, "form[action$='/collect'] button")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(c, "form.favourite button").await;
+    // The form posts and the page reloads: read the new page, not the old button.
+    wait_html(c, "the favourite to be pressed", |h| {
+        h.contains("aria-pressed=\"true\"")
+    })
+    .await;
+    click(c, "form[action$='/collect'] button").await;
+    wait_until("the photo to be in the album", || {
+        server.count("SELECT count(*) FROM collection_items") == 1
+    })
+    .await;
     c.goto(album_url.as_str()).await.unwrap();
-    find(c, "form[action$='/share'] button")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(c, "form[action$='/share'] button").await;
     let link = find(c, "a.new-link")
         .await
         .attr("href")
         .await
         .unwrap()
         .unwrap();
-    find(c, "form[action='/logout'] button")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(c, "form[action='/logout'] button").await;
     find(c, "form[action='/login']").await;
     server.settle().await;
     c.goto(&format!("{url}{link}")).await.unwrap();

@@ -1,19 +1,13 @@
 //! Albums (collections), favourites and share links: who may do what, and a
 //! share link that opens one album read-only until it is revoked or expires.
 
+use appliance::db::spaces::Role;
+
 use crate::{
     common::*,
     fake_bot::FakeBot,
-    web::{add_user, login},
+    web::{add_member, csrf_of, login},
 };
-
-fn csrf_of(cookie: &str) -> String {
-    cookie
-        .split("; ")
-        .find_map(|c| c.strip_prefix("appliance_csrf="))
-        .unwrap()
-        .to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn albums_favourites_and_share_links() {
@@ -24,17 +18,9 @@ async fn albums_favourites_and_share_links() {
     let server = TestServer::start(config(dir.path(), &bot)).await;
     server.space_with_chats("family", &[11111111]);
     server.space_with_chats("studio", &[]);
-    let alice = add_user(&server, "alice", false);
-    let carol = add_user(&server, "carol", false);
-    let bob = add_user(&server, "bob", false);
-    {
-        use appliance::db::spaces::{find, grant, Role};
-        let c = server.app.db.conn().unwrap();
-        let fam = find(&c, "family").unwrap();
-        grant(&c, fam.id, alice.id, Role::Member).unwrap();
-        grant(&c, fam.id, carol.id, Role::Viewer).unwrap();
-        grant(&c, find(&c, "studio").unwrap().id, bob.id, Role::Owner).unwrap();
-    }
+    add_member(&server, "alice", "family", Role::Member);
+    add_member(&server, "carol", "family", Role::Viewer);
+    let bob = add_member(&server, "bob", "studio", Role::Owner);
     assert_eq!(
         server
             .post_update(&renumber(update("photo"), 1).to_string(), Some(SECRET))

@@ -816,13 +816,7 @@ async fn owners_manage_integrations_and_members_schedule_posts_in_the_browser_fo
     }
     let olga = login(&server, "olga", "password-of-test").await;
     let max = login(&server, "max", "password-of-test").await;
-    let token = |cookie: &str| {
-        cookie
-            .split("; ")
-            .find_map(|c| c.strip_prefix("appliance_csrf="))
-            .unwrap()
-            .to_string()
-    };
+    let token = crate::web::csrf_of;
     let c = client();
     let page = |cookie: String, path: &str| {
         let req = c

@@ -158,11 +158,7 @@ async fn strangers_and_anonymous_visitors_get_nothing_from_any_route() {
         ("POST", "/setup/telegram/test".into()),
     ];
     let bob_cookie = login(&server, "bob", "password-of-test").await;
-    let csrf = bob_cookie
-        .split("; ")
-        .find_map(|c| c.strip_prefix("appliance_csrf="))
-        .unwrap()
-        .to_string();
+    let csrf = crate::web::csrf_of(&bob_cookie);
     let c = client();
     for (who, cookie) in [("anonymous", None), ("bob", Some(bob_cookie.clone()))] {
         for (method, path) in &routes {

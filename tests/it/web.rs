@@ -45,6 +45,29 @@ pub(crate) async fn login(server: &TestServer, name: &str, password: &str) -> St
     format!("{}; {csrf_cookie}", session.split(';').next().unwrap())
 }
 
+/// The CSRF token in a cookie header made by [`login`].
+pub(crate) fn csrf_of(cookie: &str) -> String {
+    cookie
+        .split("; ")
+        .find_map(|c| c.strip_prefix("appliance_csrf="))
+        .expect("a CSRF cookie")
+        .to_string()
+}
+
+/// Adds a user (password `password-of-test`) with `role` in space `slug`.
+pub(crate) fn add_member(
+    server: &TestServer,
+    name: &str,
+    slug: &str,
+    role: appliance::db::spaces::Role,
+) -> appliance::db::users::User {
+    let user = add_user(server, name, false);
+    let c = server.app.db.conn().unwrap();
+    let space = appliance::db::spaces::find(&c, slug).unwrap();
+    appliance::db::spaces::grant(&c, space.id, user.id, role).unwrap();
+    user
+}
+
 pub(crate) fn add_user(server: &TestServer, name: &str, admin: bool) -> appliance::db::users::User {
     let c = server.app.db.conn().unwrap();
     appliance::db::users::create(&c, name, &hash_password("password-of-test").unwrap(), admin)
