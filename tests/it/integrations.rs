@@ -911,6 +911,11 @@ async fn owners_manage_integrations_and_members_schedule_posts_in_the_browser_fo
             .any(|m| m["text"] == "Dinner at 8!" && m["chat_id"] == -100777)
     })
     .await;
+    // The job records the outcome just after the Bot API answers.
+    wait_until("the post to be marked sent", || {
+        server.count("SELECT count(*) FROM scheduled_posts WHERE state = 'sent'") > 0
+    })
+    .await;
     assert_eq!(
         server.count("SELECT count(*) FROM scheduled_posts WHERE state = 'sent'"),
         1
