@@ -9,35 +9,19 @@
 
 use std::time::{Duration, Instant};
 
-fn vm(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-async fn serve(data: &str, port: u16) -> anyhow::Result<()> {
-    let app = appliance::App::open(appliance::Config {
-        data_dir: data.into(),
-        ..appliance::Config::default()
-    })?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    appliance::serve(app, listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::vm;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve") {
-        return serve(&args[2], args[3].parse()?).await;
+        let config = appliance::Config {
+            data_dir: args[2].clone().into(),
+            ..appliance::Config::default()
+        };
+        return support::serve(config, args[3].parse()?).await;
     }
     let items: i64 = args
         .get(1)

@@ -23,20 +23,12 @@ use axum::{
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::vm;
+
 const SECRET: &str = "bench-secret";
 const TOKEN: &str = "123456:BENCH-token";
-
-fn vm(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 /// A 1280 × 960 JPEG (quality 85) of smooth gradients with some texture.
 fn photo() -> Vec<u8> {
@@ -97,28 +89,20 @@ async fn fake_bot(base: Arc<Vec<u8>>) -> anyhow::Result<String> {
     Ok(url)
 }
 
-async fn serve(data: &str, port: u16, bot: &str) -> anyhow::Result<()> {
-    let app = appliance::App::open(appliance::Config {
-        data_dir: data.into(),
-        telegram_token: Some(appliance::config::Secret::new(TOKEN)),
-        telegram_mode: Some(appliance::config::TelegramMode::Webhook),
-        telegram_webhook_secret: Some(appliance::config::Secret::new(SECRET)),
-        telegram_api_url: bot.into(),
-        hook_rate_per_s: 1_000_000,
-        ..appliance::Config::default()
-    })?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    appliance::serve(app, listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve") {
-        return serve(&args[2], args[3].parse()?, &args[4]).await;
+        let config = appliance::Config {
+            data_dir: args[2].clone().into(),
+            telegram_token: Some(appliance::config::Secret::new(TOKEN)),
+            telegram_mode: Some(appliance::config::TelegramMode::Webhook),
+            telegram_webhook_secret: Some(appliance::config::Secret::new(SECRET)),
+            telegram_api_url: args[4].clone(),
+            hook_rate_per_s: 1_000_000,
+            ..appliance::Config::default()
+        };
+        return support::serve(config, args[3].parse()?).await;
     }
     let n: u64 = args
         .get(1)

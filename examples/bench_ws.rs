@@ -27,6 +27,10 @@ use futures_util::StreamExt;
 use rand::Rng;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::vm;
+
 fn micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -34,37 +38,16 @@ fn micros() -> u64 {
         .as_micros() as u64
 }
 
-fn vm_hwm_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-async fn serve(data: &str, port: u16) -> anyhow::Result<()> {
-    let config = appliance::Config {
-        data_dir: data.into(),
-        job_workers: 1,
-        ..appliance::Config::default()
-    };
-    let app = appliance::App::open(config)?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    appliance::serve(app, listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve") {
-        return serve(&args[2], args[3].parse()?).await;
+        let config = appliance::Config {
+            data_dir: args[2].clone().into(),
+            job_workers: 1,
+            ..appliance::Config::default()
+        };
+        return support::serve(config, args[3].parse()?).await;
     }
     let n: usize = args.get(1).map(|a| a.parse()).transpose()?.unwrap_or(1000);
     let rate: u64 = args.get(2).map(|a| a.parse()).transpose()?.unwrap_or(200);
@@ -205,7 +188,7 @@ async fn main() -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let connect_s = t0.elapsed().as_secs_f64();
-    let idle_rss = vm_hwm_mib(pid);
+    let idle_rss = vm(pid, "VmHWM");
 
     // Publish RATE messages/s for DURATION s (1 s warm-up not measured).
     let sent = Arc::new(AtomicU64::new(0));
@@ -249,7 +232,7 @@ async fn main() -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     measuring.store(false, Ordering::Relaxed);
-    let peak_rss = vm_hwm_mib(pid);
+    let peak_rss = vm(pid, "VmHWM");
     let _ = child.kill();
     let _ = child.wait();
     let mut lat = latencies.lock().expect("lock").clone();
@@ -304,7 +287,7 @@ async fn main() -> anyhow::Result<()> {
             ])
             .env("NODE_PATH", sio)
             .output()?;
-        let peak = vm_hwm_mib(spid);
+        let peak = vm(spid, "VmHWM");
         let _ = server.kill();
         let _ = server.wait();
         let text = String::from_utf8_lossy(&out.stdout);

@@ -28,7 +28,7 @@ use crate::{
         self,
         collections::{Collection, ShareLink},
         media::{MediaId, MediaItem},
-        spaces::{Role, Space},
+        spaces::{Role, Space, SpaceScope},
         users::User,
     },
     error::AppError,
@@ -43,6 +43,24 @@ fn writer(m: &Member) -> Result<(), AppError> {
             "viewers cannot change albums; ask an owner for the member role".into(),
         ))
     }
+}
+
+/// The shape of every album change: checks the form's CSRF token and the
+/// member's right to change albums, runs `f` on the group-committed writer,
+/// and returns the space's slug (for the redirect) with `f`'s result.
+async fn change<T: Send + 'static>(
+    app: &App,
+    member: Member,
+    csrf: &CsrfToken,
+    form_csrf: &str,
+    f: impl FnOnce(&rusqlite::Connection, &SpaceScope, &User) -> db::DbResult<T> + Send + 'static,
+) -> Result<(String, T), AppError> {
+    auth::check_csrf(csrf, form_csrf)?;
+    writer(&member)?;
+    let Member { user, scope } = member;
+    let slug = scope.space().slug.clone();
+    let out = app.db.write(move |c| f(c, &scope, &user)).await?;
+    Ok((slug, out))
 }
 
 #[derive(Template, WebTemplate)]
@@ -92,14 +110,10 @@ pub async fn create(
     csrf: CsrfToken,
     Form(f): Form<NameForm>,
 ) -> Result<Response, AppError> {
-    auth::check_csrf(&csrf, &f.csrf)?;
-    writer(&member)?;
-    let Member { user, scope } = member;
-    let slug = scope.space().slug.clone();
-    let id = app
-        .db
-        .write(move |c| db::collections::create(c, &scope, &f.name, user.id))
-        .await?;
+    let (slug, id) = change(&app, member, &csrf, &f.csrf, move |c, scope, user| {
+        db::collections::create(c, scope, &f.name, user.id)
+    })
+    .await?;
     Ok(Redirect::to(&format!("/s/{slug}/collections/{id}")).into_response())
 }
 
@@ -203,13 +217,10 @@ pub async fn delete(
     Path((_, id)): Path<(String, i64)>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, AppError> {
-    auth::check_csrf(&csrf, &f.csrf)?;
-    writer(&member)?;
-    let scope = member.scope;
-    let slug = scope.space().slug.clone();
-    app.db
-        .write(move |c| db::collections::delete(c, &scope, id))
-        .await?;
+    let (slug, ()) = change(&app, member, &csrf, &f.csrf, move |c, scope, _| {
+        db::collections::delete(c, scope, id)
+    })
+    .await?;
     Ok(Redirect::to(&format!("/s/{slug}/collections")).into_response())
 }
 
@@ -260,13 +271,10 @@ pub async fn revoke(
     Path((_, id, share)): Path<(String, i64, i64)>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, AppError> {
-    auth::check_csrf(&csrf, &f.csrf)?;
-    writer(&member)?;
-    let scope = member.scope;
-    let slug = scope.space().slug.clone();
-    app.db
-        .write(move |c| db::collections::revoke_share(c, &scope, share))
-        .await?;
+    let (slug, ()) = change(&app, member, &csrf, &f.csrf, move |c, scope, _| {
+        db::collections::revoke_share(c, scope, share)
+    })
+    .await?;
     Ok(Redirect::to(&format!("/s/{slug}/collections/{id}")).into_response())
 }
 
@@ -288,20 +296,15 @@ pub async fn collect(
     Path((_, media)): Path<(String, i64)>,
     Form(f): Form<CollectForm>,
 ) -> Result<Response, AppError> {
-    auth::check_csrf(&csrf, &f.csrf)?;
-    writer(&member)?;
-    let scope = member.scope;
-    let slug = scope.space().slug.clone();
     let (collection, remove) = (f.collection, f.action == "remove");
-    app.db
-        .write(move |c| {
-            if remove {
-                db::collections::remove_item(c, &scope, collection, MediaId(media))
-            } else {
-                db::collections::add_item(c, &scope, collection, MediaId(media))
-            }
-        })
-        .await?;
+    let (slug, ()) = change(&app, member, &csrf, &f.csrf, move |c, scope, _| {
+        if remove {
+            db::collections::remove_item(c, scope, collection, MediaId(media))
+        } else {
+            db::collections::add_item(c, scope, collection, MediaId(media))
+        }
+    })
+    .await?;
     let back = if remove {
         format!("/s/{slug}/collections/{collection}")
     } else {
