@@ -194,6 +194,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/setup", get(setup::form).post(setup::create))
         .route("/setup/telegram", get(setup::telegram))
         .route("/setup/telegram/test", post(setup::test))
+        // Pages get the request's language; the webhooks, added below, skip it.
+        .layer(axum::middleware::from_fn(i18n::negotiate))
         .merge(
             Router::new()
                 .route("/hooks/telegram", post(crate::telegram::webhook::receive))
@@ -208,7 +210,6 @@ pub fn router(app: Arc<App>) -> Router {
                 )),
         )
         .layer(axum::middleware::from_fn(auth::csrf_layer))
-        .layer(axum::middleware::from_fn(i18n::negotiate))
         .layer(axum::middleware::from_fn(limits::headers))
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .with_state(app)

@@ -238,11 +238,13 @@ pub struct SpaceQuery {
     space: String,
 }
 
+/// `s` when it is a valid space slug ([`db::spaces::validate_slug`]), else empty.
 fn safe_slug(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .take(64)
-        .collect()
+    if db::spaces::validate_slug(s).is_ok() {
+        s.to_string()
+    } else {
+        String::new()
+    }
 }
 
 /// `GET /setup/telegram`: how to connect a bot, step by step (administrators).
